@@ -1,0 +1,171 @@
+"""Transactional outbox and its relay.
+
+Events are written as rows in the same transaction as the state change that
+causes them. Right after the commit the worker publishes its own rows (so an
+alert leaves within milliseconds); whatever could not be published then
+(broker down, process killed) is picked up by the relay timer. Rows are
+claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL plus a claim deadline,
+so any number of replicas can relay at once without publishing a row twice
+in the ordinary case. In the rare crash between publish and "mark sent" a row
+is published again; consumers are idempotent on ``event_id``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy.orm import Session
+
+from common.events import utcnow
+
+log = logging.getLogger(__name__)
+
+# Tables every service database has besides its own; created by each
+# service's first migration through ``common.migrations``.
+plumbing_metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "outbox",
+    plumbing_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(80), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_outbox_pending", "sent_at", "id"),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    plumbing_metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("handler", sa.String(120), primary_key=True),
+    sa.Column("event_type", sa.String(80), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# How long a claimed row is left alone before another relay may take it.
+CLAIM_SECONDS = 15
+RELAY_BATCH = 200
+
+
+class EventPublisher:
+    """Publishes envelopes to ``<service>.events`` exactly as nameko's
+    ``EventDispatcher`` would (same exchange, routing key = event type), with
+    publisher confirms, so plain ``@event_handler`` subscribers receive them."""
+
+    def __init__(self, amqp_uri: str, service_name: str, config: dict | None = None):
+        self.exchange = get_event_exchange(service_name, config or {})
+        self.publisher = Publisher(
+            amqp_uri,
+            use_confirms=True,
+            declare=[self.exchange],
+            # Fail fast: an unpublished row simply waits for the relay.
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        )
+
+    def publish(self, event_type: str, body: dict) -> None:
+        headers = {"nameko.correlation_id": body.get("correlation_id")}
+        self.publisher.publish(
+            body, exchange=self.exchange, routing_key=event_type, headers=headers
+        )
+
+
+def add_event(session: Session, body: dict, *, claimed: bool) -> None:
+    now = utcnow()
+    session.execute(
+        outbox.insert().values(
+            event_id=body["event_id"],
+            event_type=body["type"],
+            body=json.dumps(body),
+            created_at=now,
+            # The committing worker publishes its own rows at once; the claim
+            # keeps the relay from racing it unless it fails to.
+            claimed_until=now + timedelta(seconds=CLAIM_SECONDS) if claimed else None,
+        )
+    )
+
+
+def publish_rows(session_factory, publisher: EventPublisher, event_ids: list[str]) -> int:
+    """Publish the given committed rows now and mark them sent; on failure
+    release them for the relay. Returns how many were published."""
+    if not event_ids:
+        return 0
+    with session_factory() as session:
+        rows = session.execute(
+            sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.body)
+            .where(outbox.c.event_id.in_(event_ids), outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.id)
+        ).all()
+    return _publish_and_mark(session_factory, publisher, rows)
+
+
+def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY_BATCH) -> int:
+    """Claim unsent rows whose claim has lapsed, publish them in order and
+    mark them sent. Safe to run in every replica at once."""
+    now = utcnow()
+    with session_factory() as session, session.begin():
+        rows = session.execute(
+            sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.body)
+            .where(
+                outbox.c.sent_at.is_(None),
+                sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return 0
+        session.execute(
+            outbox.update()
+            .where(outbox.c.id.in_([row.id for row in rows]))
+            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        )
+    return _publish_and_mark(session_factory, publisher, rows)
+
+
+def _publish_and_mark(session_factory, publisher: EventPublisher, rows) -> int:
+    published: list[int] = []
+    error: Exception | None = None
+    for row in rows:
+        try:
+            publisher.publish(row.event_type, json.loads(row.body))
+        except Exception as exc:  # broker unreachable: stop, keep order
+            error = exc
+            break
+        published.append(row.id)
+    unpublished = [row.id for row in rows if row.id not in set(published)]
+    with session_factory() as session, session.begin():
+        if published:
+            session.execute(
+                outbox.update().where(outbox.c.id.in_(published)).values(sent_at=utcnow())
+            )
+        if unpublished:
+            session.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(unpublished))
+                .values(
+                    claimed_until=None,
+                    attempts=outbox.c.attempts + 1,
+                    last_error=f"{type(error).__name__}: {error}"[:500],
+                )
+            )
+    if error is not None:
+        log.warning("outbox publish failed, %d event(s) left for the relay: %s",
+                    len(unpublished), type(error).__name__)
+    return len(published)
+
+
+def backlog(session: Session) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    ).scalar_one()

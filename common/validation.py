@@ -1,0 +1,48 @@
+"""Turning untrusted input into schema objects, with errors naming the field."""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from common.errors import ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Schema(BaseModel):
+    """Base of every schema that crosses a boundary: unknown fields are an
+    error (a typo must not be silently dropped) and strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def parse(model: type[M], payload: Any) -> M:
+    if isinstance(payload, model):
+        return payload
+    if not isinstance(payload, dict):
+        raise ValidationFailed(
+            f"expected a JSON object for {model.__name__}",
+            [{"field": "", "message": "expected an object"}],
+        )
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+
+
+def validation_failed(exc: ValidationError) -> ValidationFailed:
+    errors = [
+        {"field": ".".join(str(part) for part in err["loc"]) or "", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+    return ValidationFailed(summary, errors)
+
+
+def dump(model: BaseModel) -> dict:
+    return model.model_dump(mode="json")

@@ -1,0 +1,209 @@
+"""How every gateway route authenticates, reads JSON, calls a service and
+answers, so each route is only the mapping from HTTP to RPC."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+import eventlet
+from nameko.exceptions import RemoteError
+from nameko.extensions import DependencyProvider
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+ROLES = ("front_desk", "clinician", "billing", "admin")
+PROBLEM_JSON = "application/problem+json"
+# How long a route waits for the owning service before answering 503.
+RPC_TIMEOUT_SECONDS = 30
+
+# Every route registered with ``api``; the OpenAPI document is built from it.
+ROUTES: list["RouteSpec"] = []
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    roles: tuple[str, ...]
+    summary: str
+    tag: str
+    operation_id: str
+    body: type | None
+    status: int
+    paginated: bool
+    query: tuple[tuple[str, str, str], ...]  # (name, type, description)
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    user: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
+class Unauthorized(ClinicError):
+    code = "unauthorized"
+    http_status = 401
+    title = "Authentication required"
+
+
+class ServiceUnavailable(ClinicError):
+    code = "service_unavailable"
+    http_status = 503
+    title = "A clinic service did not answer"
+
+
+class MethodNotAllowed(ClinicError):
+    code = "method_not_allowed"
+    http_status = 405
+    title = "Method not allowed"
+
+
+def parse_tokens(spec) -> dict[str, StaffUser]:
+    """``GATEWAY_TOKENS``: "token:role:user" triples, comma separated (or a
+    mapping token -> {role, user} in YAML)."""
+    tokens: dict[str, StaffUser] = {}
+    if isinstance(spec, dict):
+        for token, entry in spec.items():
+            tokens[str(token)] = StaffUser(entry.get("user", entry["role"]), entry["role"])
+        return tokens
+    for triple in str(spec or "").split(","):
+        parts = triple.strip().split(":")
+        if len(parts) < 2 or not parts[0]:
+            continue
+        role = parts[1]
+        if role not in ROLES:
+            raise ValueError(f"GATEWAY_TOKENS: unknown role {role!r}")
+        tokens[parts[0]] = StaffUser(parts[2] if len(parts) > 2 and parts[2] else role, role)
+    return tokens
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra) -> Response:
+    body = {"type": f"https://clinic.invalid/problems/{code}", "title": title,
+            "status": status, "detail": detail, "code": code, **extra}
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="clinic"'
+    return response
+
+
+def problem_from(exc: Exception) -> Response:
+    if isinstance(exc, RemoteError):
+        # An error type this gateway does not import: map it by name.
+        known = ERRORS_BY_NAME.get(exc.exc_type)
+        if known is not None:
+            exc = known(str(exc.value))
+        else:
+            log.error("unexpected error from a service: %s", exc.exc_type)
+            return problem(502, "A clinic service failed", "the service could not complete the request",
+                           "upstream_error")
+    if isinstance(exc, ClinicError):
+        body = exc.to_problem()
+        response = Response(json.dumps(body), status=exc.http_status, mimetype=PROBLEM_JSON)
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="clinic"'
+        return response
+    log.exception("gateway route failed")
+    return problem(500, "Internal error", "the request could not be completed", "internal_error")
+
+
+def json_response(status: int, body) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def read_json(request):
+    raw = request.get_data(cache=True, parse_form_data=False)
+    if not raw:
+        raise ValidationFailed("a JSON request body is required", [{"field": "", "message": "body is empty"}])
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"malformed JSON: {exc}", [{"field": "", "message": "malformed JSON"}]) from None
+
+
+def query_int(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number", [{"field": name, "message": "must be an integer"}]) from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be between {low} and {high}",
+                               [{"field": name, "message": f"must be between {low} and {high}"}])
+    return value
+
+
+def page_args(request) -> dict:
+    return {"limit": query_int(request, "limit", 20, 1, 100), "offset": query_int(request, "offset", 0, 0, 10**9)}
+
+
+def signed_by(payload, user: StaffUser, field: str = "clinician"):
+    """The decision is the authenticated user's, whatever the body says."""
+    return {**payload, field: user.user} if isinstance(payload, dict) else payload
+
+
+class RequestContext(DependencyProvider):
+    """The worker's context data: what is put here (the caller's identity and
+    correlation id) travels with every RPC call the route makes."""
+
+    def get_dependency(self, worker_ctx):
+        return worker_ctx.data
+
+
+def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
+        status: int = 200, paginated: bool = False, query=()):
+    """Declare a gateway route. The handler receives ``(self, request, user,
+    payload, **path_params)`` and returns the JSON body (or a Response)."""
+    roles = tuple(roles)
+    nameko_path = path.replace("{", "<").replace("}", ">")
+
+    def decorator(fn):
+        spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query))
+        ROUTES.append(spec)
+
+        @functools.wraps(fn)
+        def handler(self, request, **path_params):
+            try:
+                user = authenticate(request, self.tokens)
+                if user.role not in roles and user.role != "admin":
+                    raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
+                self.context["actor"] = user.actor
+                self.context["correlation_id"] = (
+                    request.headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+                payload = read_json(request) if body is not None else None
+                with eventlet.Timeout(RPC_TIMEOUT_SECONDS, ServiceUnavailable("timed out waiting for the service")):
+                    result = fn(self, request, user, payload, **path_params)
+            except Exception as exc:  # every failure answers problem+json
+                return problem_from(exc)
+            if isinstance(result, Response):
+                return result
+            response = json_response(status, result)
+            response.headers["X-Correlation-ID"] = self.context["correlation_id"]
+            return response
+
+        return http(method, nameko_path)(handler)
+
+    return decorator
+
+
+def authenticate(request, tokens: dict[str, StaffUser]) -> StaffUser:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send a bearer token: Authorization: Bearer <token>")
+    user = tokens.get(token.strip())
+    if user is None:
+        raise Unauthorized("the bearer token is not valid")
+    return user

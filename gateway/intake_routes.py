@@ -1,0 +1,106 @@
+"""Intake routes: patients, consents, history, questionnaires, decisions."""
+from __future__ import annotations
+
+from nameko.rpc import RpcProxy
+
+from gateway.http import api, page_args, signed_by
+from services.intake import schemas
+
+FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
+CLINICIANS = ("clinician",)
+ANY_STAFF = ("front_desk", "clinician", "billing")
+
+
+class IntakeRoutes:
+    intake = RpcProxy("intake")
+
+    @api("POST", "/api/v1/patients", roles=FRONT_DESK_AND_CLINICIANS, summary="Register a patient",
+         tag="patients", body=schemas.PatientFields, status=201)
+    def register_patient(self, request, user, payload):
+        return self.intake.register_patient(payload)
+
+    @api("GET", "/api/v1/patients", roles=ANY_STAFF, summary="Search patients by name, date of birth or MRN",
+         tag="patients", paginated=True,
+         query=(("name", "string", "part of the given or family name"),
+                ("date_of_birth", "string", "YYYY-MM-DD"), ("mrn", "string", "medical record number")))
+    def find_patients(self, request, user, payload):
+        criteria = {key: request.args[key] for key in ("name", "date_of_birth", "mrn") if request.args.get(key)}
+        return self.intake.find_patients({**criteria, **page_args(request)})
+
+    @api("GET", "/api/v1/patients/{patient_id}", roles=ANY_STAFF, summary="Read a patient's record", tag="patients")
+    def get_patient(self, request, user, payload, patient_id):
+        return self.intake.get_patient(patient_id)
+
+    @api("PATCH", "/api/v1/patients/{patient_id}", roles=FRONT_DESK_AND_CLINICIANS,
+         summary="Change a patient's details", tag="patients", body=schemas.PatientUpdate)
+    def update_patient(self, request, user, payload, patient_id):
+        return self.intake.update_patient(patient_id, payload)
+
+    @api("GET", "/api/v1/patients/{patient_id}/access-log", roles=("admin",),
+         summary="Read who accessed a patient's record", tag="patients", paginated=True)
+    def record_access(self, request, user, payload, patient_id):
+        page = page_args(request)
+        items = self.intake.list_record_access(patient_id, page["limit"], page["offset"])
+        return {"items": items, **page}
+
+    @api("POST", "/api/v1/patients/{patient_id}/consents", roles=FRONT_DESK_AND_CLINICIANS,
+         summary="Record a consent", tag="consents", body=schemas.ConsentInput, status=201)
+    def record_consent(self, request, user, payload, patient_id):
+        return self.intake.record_consent(patient_id, payload)
+
+    @api("POST", "/api/v1/patients/{patient_id}/consents/withdrawals", roles=FRONT_DESK_AND_CLINICIANS,
+         summary="Withdraw a consent", tag="consents", body=schemas.ConsentWithdrawal)
+    def withdraw_consent(self, request, user, payload, patient_id):
+        return self.intake.withdraw_consent(patient_id, payload)
+
+    @api("GET", "/api/v1/patients/{patient_id}/consents", roles=ANY_STAFF, summary="List a patient's consents",
+         tag="consents")
+    def list_consents(self, request, user, payload, patient_id):
+        return {"items": self.intake.list_consents(patient_id)}
+
+    @api("PUT", "/api/v1/patients/{patient_id}/medical-history", roles=CLINICIANS,
+         summary="Record the medical history and medications", tag="intake", body=schemas.MedicalHistoryInput)
+    def record_medical_history(self, request, user, payload, patient_id):
+        return self.intake.record_medical_history(patient_id, payload)
+
+    @api("GET", "/api/v1/patients/{patient_id}/medical-history", roles=CLINICIANS,
+         summary="Read the medical history", tag="intake")
+    def get_medical_history(self, request, user, payload, patient_id):
+        return self.intake.get_medical_history(patient_id)
+
+    @api("POST", "/api/v1/patients/{patient_id}/questionnaires", roles=FRONT_DESK_AND_CLINICIANS,
+         summary="Submit a PHQ-9, GAD-7, PCL-5 or C-SSRS questionnaire", tag="intake",
+         body=schemas.QuestionnaireInput, status=201)
+    def submit_questionnaire(self, request, user, payload, patient_id):
+        return self.intake.submit_questionnaire(patient_id, payload)
+
+    @api("GET", "/api/v1/patients/{patient_id}/questionnaires", roles=CLINICIANS,
+         summary="List questionnaire results", tag="intake",
+         query=(("instrument", "string", "phq9, gad7, pcl5 or cssrs"),))
+    def list_questionnaires(self, request, user, payload, patient_id):
+        return {"items": self.intake.list_questionnaires(patient_id, request.args.get("instrument"))}
+
+    @api("POST", "/api/v1/patients/{patient_id}/intake/submission", roles=FRONT_DESK_AND_CLINICIANS,
+         summary="Submit the completed intake for screening", tag="intake")
+    def submit_intake(self, request, user, payload, patient_id):
+        return self.intake.submit_intake(patient_id)
+
+    @api("POST", "/api/v1/patients/{patient_id}/intake/screening", roles=CLINICIANS,
+         summary="Screen for contraindications", tag="intake", body=schemas.ScreeningInput)
+    def screen_patient(self, request, user, payload, patient_id):
+        return self.intake.screen_patient(patient_id, payload)
+
+    @api("POST", "/api/v1/patients/{patient_id}/intake/approval", roles=CLINICIANS,
+         summary="Approve the intake at the initial consultation", tag="intake", body=schemas.ApprovalInput)
+    def approve_intake(self, request, user, payload, patient_id):
+        return self.intake.approve_intake(patient_id, signed_by(payload, user))
+
+    @api("POST", "/api/v1/patients/{patient_id}/intake/decline", roles=CLINICIANS,
+         summary="Decline the intake at the initial consultation", tag="intake", body=schemas.DeclineInput)
+    def decline_intake(self, request, user, payload, patient_id):
+        return self.intake.decline_intake(patient_id, signed_by(payload, user))
+
+    @api("GET", "/api/v1/patients/{patient_id}/intake", roles=ANY_STAFF,
+         summary="Read where the intake stands", tag="intake")
+    def get_intake(self, request, user, payload, patient_id):
+        return self.intake.get_intake(patient_id)

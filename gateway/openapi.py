@@ -1,0 +1,80 @@
+"""The OpenAPI 3.1 document, built from the routes the gateway declares."""
+from __future__ import annotations
+
+import re
+
+from gateway.http import ROUTES, RouteSpec
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "message": {"type": "string"}}}},
+        "details": {},
+    },
+}
+
+ERROR_RESPONSES = {
+    "400": "Malformed request", "401": "Missing or invalid bearer token",
+    "403": "The caller's role may not do this", "404": "No such record",
+    "409": "The record's state does not allow this", "422": "Invalid input; errors name each field",
+    "503": "The owning service did not answer",
+}
+
+
+def _operation(spec: RouteSpec, components: dict) -> dict:
+    operation = {
+        "operationId": spec.operation_id,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "security": [{"bearer": []}],
+        "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
+        "responses": {str(spec.status): {"description": "Success", "content": {"application/json": {"schema": {}}}}},
+    }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", spec.path)
+    ]
+    if spec.paginated:
+        parameters += [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+        ]
+    for name, kind, description in spec.query:
+        parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
+    if parameters:
+        operation["parameters"] = parameters
+    if spec.body is not None:
+        schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            components[name] = definition
+        components[spec.body.__name__] = schema
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
+    for status, description in ERROR_RESPONSES.items():
+        operation["responses"][status] = {
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return operation
+
+
+def document() -> dict:
+    paths: dict[str, dict] = {}
+    components: dict[str, dict] = {"Problem": PROBLEM_SCHEMA}
+    for spec in ROUTES:
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Ketamine clinic operations API", "version": "1.0.0",
+                 "description": "Staff API of the clinic back office. Errors are application/problem+json."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,1 @@
+"""The clinic's nameko services, one package each."""
