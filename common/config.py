@@ -28,7 +28,16 @@ def database_url(config: dict, service_name: str) -> str:
     url = config.get("DATABASE_URLS", {}).get(service_name)
     if not url:
         raise KeyError(f"no DATABASE_URLS entry for service {service_name!r}")
-    return _anchor_sqlite_path(url)
+    return driver_url(_anchor_sqlite_path(url))
+
+
+def driver_url(url: str) -> str:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the services use
+    # psycopg2, which psycogreen makes cooperative under eventlet.
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
 
 
 def _anchor_sqlite_path(url: str) -> str:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config as AlembicConfig
 
-from common.config import PROJECT_ROOT
+from common.config import PROJECT_ROOT, driver_url
 from common.outbox import plumbing_metadata
 
 SERVICES_DIR = PROJECT_ROOT / "services"
@@ -20,7 +20,7 @@ def alembic_config(service_name: str, url: str) -> AlembicConfig:
         raise KeyError(f"no migrations for service {service_name!r}")
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(script_location))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", driver_url(url).replace("%", "%%"))
     return cfg
 
 

@@ -1,0 +1,56 @@
+"""A test subscriber that sees every event a service publishes on the real
+broker, as an outside system would."""
+from __future__ import annotations
+
+import json
+import time
+
+import eventlet
+from kombu import Connection, Queue
+from nameko.standalone.events import get_event_exchange
+
+
+class EventRecorder:
+    def __init__(self, amqp_uri: str):
+        self.connection = Connection(amqp_uri)
+        self.channel = self.connection.channel()
+        self.queues: list[Queue] = []
+        self.seen: list[dict] = []
+
+    def listen(self, *service_names: str) -> "EventRecorder":
+        for service_name in service_names:
+            exchange = get_event_exchange(service_name, {})
+            queue = Queue(f"test-recorder-{service_name}-{id(self)}", exchange=exchange, routing_key="#",
+                          exclusive=True, auto_delete=True)
+            queue(self.channel).declare()
+            self.queues.append(queue)
+        return self
+
+    def _drain(self) -> None:
+        for queue in self.queues:
+            while True:
+                message = self.channel.basic_get(queue.name, no_ack=True)
+                if message is None:
+                    break
+                self.seen.append(json.loads(message.body))
+
+    def events(self, event_type: str | None = None) -> list[dict]:
+        self._drain()
+        return [e for e in self.seen if event_type is None or e["type"] == event_type]
+
+    def wait_for(self, event_type: str, where=lambda event: True, timeout: float = 10.0, count: int = 1) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            matching = [e for e in self.events(event_type) if where(e)]
+            if len(matching) >= count:
+                return matching[count - 1]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no {event_type} event within {timeout}s; saw {[e['type'] for e in self.seen]}")
+            eventlet.sleep(0.05)
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        finally:
+            self.connection.release()
