@@ -54,3 +54,28 @@ class EventRecorder:
             self.channel.close()
         finally:
             self.connection.release()
+
+
+def publish_event(amqp_uri: str, producer: str, event_type: str, data: dict, *,
+                  event_id: str | None = None, occurred_at: str | None = None,
+                  correlation_id: str | None = None) -> dict:
+    """Publish one envelope as ``producer`` would (same exchange and routing
+    key), to drive a consumer without running the producer. Returns the body;
+    publish it again with the same ``event_id`` to test idempotency."""
+    from common.events import envelope
+    from common.outbox import EventPublisher
+
+    body = envelope(event_type, data, producer=producer, correlation_id=correlation_id)
+    if event_id:
+        body["event_id"] = event_id
+    if occurred_at:
+        body["occurred_at"] = occurred_at
+    EventPublisher(amqp_uri, producer).publish(event_type, body)
+    return body
+
+
+def republish(amqp_uri: str, body: dict) -> None:
+    """Deliver an already-published envelope again, unchanged."""
+    from common.outbox import EventPublisher
+
+    EventPublisher(amqp_uri, body["producer"]).publish(body["type"], body)
