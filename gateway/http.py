@@ -63,6 +63,12 @@ class ServiceUnavailable(ClinicError):
     title = "A clinic service did not answer"
 
 
+class MalformedRequest(ClinicError):
+    code = "malformed_request"
+    http_status = 400
+    title = "Malformed request"
+
+
 class MethodNotAllowed(ClinicError):
     code = "method_not_allowed"
     http_status = 405
@@ -124,11 +130,11 @@ def json_response(status: int, body) -> Response:
 def read_json(request):
     raw = request.get_data(cache=True, parse_form_data=False)
     if not raw:
-        raise ValidationFailed("a JSON request body is required", [{"field": "", "message": "body is empty"}])
+        raise MalformedRequest("a JSON request body is required")
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"malformed JSON: {exc}", [{"field": "", "message": "malformed JSON"}]) from None
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def query_int(request, name: str, default: int, low: int, high: int) -> int:

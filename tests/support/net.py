@@ -35,7 +35,10 @@ class CuttableProxy:
 
     def _accept(self):
         while True:
-            client, _ = self.listener.accept()
+            try:
+                client, _ = self.listener.accept()
+            except Exception:  # cut() closed the listener
+                return
             try:
                 upstream = green_socket.create_connection(self.target)
             except OSError:
@@ -53,7 +56,7 @@ class CuttableProxy:
                 if not data:
                     break
                 sink.sendall(data)
-        except OSError:
+        except Exception:  # the other end or cut() closed the socket
             pass
         finally:
             for end in (source, sink):
@@ -72,8 +75,11 @@ class CuttableProxy:
         for end in self.connections:
             try:
                 end.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass
+            try:
                 end.close()
-            except OSError:
+            except Exception:
                 pass
         self.connections = []
 
