@@ -69,7 +69,8 @@ def validate_answers(instrument: Instrument, answers) -> list[int]:
         elif not instrument.min_answer <= value <= instrument.max_answer:
             errors.append({
                 "field": field_name,
-                "message": f"item {number} is {value}, outside {instrument.min_answer}–{instrument.max_answer}",
+                # The value itself is left out: error messages end up in logs.
+                "message": f"item {number} is outside {instrument.min_answer}–{instrument.max_answer}",
             })
     if len(answers) > instrument.items:
         errors.append({
