@@ -10,6 +10,7 @@ from pydantic import EmailStr, Field, field_validator
 
 from common.validation import Schema
 from services.intake.domain import INSTRUMENTS, KNOWN_CONDITIONS
+from services.intake.models import Consent, MedicalHistory, Patient, QuestionnaireResponse, Screening
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ICD10 = re.compile(r"^[A-TV-Z]\d{2}(\.[0-9A-Z]{1,4})?$")
@@ -204,3 +205,98 @@ def iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:  # SQLite hands back naive UTC
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------ output views
+# What intake returns to callers and puts in events, built from its models.
+
+
+def mrn_number(mrn: str) -> int | None:
+    digits = mrn.strip().upper().removeprefix("MRN")
+    return int(digits) if digits.isdigit() else None
+
+
+def patient_facts(record: Patient) -> dict:
+    """What other services may keep about a patient: identity, contact and
+    billing facts. No history, scores or notes."""
+    return {
+        "patient_id": record.patient_id, "mrn": record.mrn,
+        "given_name": record.given_name, "family_name": record.family_name,
+        "date_of_birth": record.date_of_birth.isoformat(), "sex": record.sex,
+        "phone": record.phone, "email": record.email, "time_zone": record.time_zone,
+        "diagnosis_codes": list(record.diagnosis_codes or []),
+    }
+
+
+def patient_view(record: Patient) -> dict:
+    return {
+        **patient_facts(record),
+        "emergency_contact": record.emergency_contact,
+        "weight_kg": record.weight_kg, "height_cm": record.height_cm,
+        "primary_condition": record.primary_condition,
+        "intake_status": record.intake.status if record.intake else None,
+        "created_at": iso(record.created_at), "updated_at": iso(record.updated_at),
+    }
+
+
+def consent_facts(record: Patient, consent: Consent) -> dict:
+    return {
+        "patient_id": record.patient_id, "consent_id": consent.consent_id, "kind": consent.kind,
+        "status": "withdrawn" if consent.withdrawn_at else "granted",
+        "effective_at": iso(consent.withdrawn_at or consent.given_at),
+    }
+
+
+def consent_view(consent: Consent) -> dict:
+    return {
+        "consent_id": consent.consent_id, "kind": consent.kind, "method": consent.method,
+        "given_at": iso(consent.given_at), "recorded_by": consent.recorded_by,
+        "withdrawn_at": iso(consent.withdrawn_at), "withdrawn_by": consent.withdrawn_by,
+        "status": "withdrawn" if consent.withdrawn_at else "granted",
+    }
+
+
+def consent_summary(consents) -> dict:
+    granted = {c.kind for c in consents if c.withdrawn_at is None}
+    return {kind: kind in granted for kind in ("treatment", "sms", "email")}
+
+
+def history_view(entry: MedicalHistory) -> dict:
+    return {
+        "history_id": entry.history_id, "conditions": entry.conditions,
+        "other_conditions": entry.other_conditions, "medications": entry.medications,
+        "allergies": entry.allergies, "ketamine_hypersensitivity": entry.ketamine_hypersensitivity,
+        "pregnant": entry.pregnant,
+        "last_myocardial_infarction": entry.last_myocardial_infarction.isoformat()
+        if entry.last_myocardial_infarction else None,
+        "previous_ketamine_treatment": entry.previous_ketamine_treatment,
+        "recorded_at": iso(entry.recorded_at), "recorded_by": entry.recorded_by,
+    }
+
+
+def questionnaire_view(entry: QuestionnaireResponse) -> dict:
+    return {
+        "response_id": entry.response_id, "instrument": entry.instrument, "answers": entry.answers,
+        "total": entry.total, "band": entry.band, "risk_flags": entry.risk_flags,
+        "completed_at": iso(entry.completed_at),
+    }
+
+
+def screening_view(entry: Screening) -> dict:
+    return {
+        "screening_id": entry.screening_id, "outcome": entry.outcome, "reasons": entry.reasons,
+        "systolic": entry.systolic, "diastolic": entry.diastolic,
+        "screened_at": iso(entry.screened_at), "screened_by": entry.screened_by,
+    }
+
+
+def intake_view(record: Patient) -> dict:
+    case = record.intake
+    return {
+        "patient_id": record.patient_id, "status": case.status, "submitted_at": iso(case.submitted_at),
+        "screening_outcome": case.screening_outcome, "decision": case.decision,
+        "decided_by": case.decided_by, "decided_at": iso(case.decided_at),
+        "decision_reason": case.decision_reason,
+    }
+
+
