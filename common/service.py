@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timezone
+
+import eventlet
+import sqlalchemy as sa
 
 from kombu import Connection
 from nameko.dependency_providers import Config
@@ -13,8 +17,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
 from common.database import Database
-from common.deadletters import DeadLetters
-from common.observability import OUTBOX_BACKLOG, WorkerObserver
+from common.deadletters import DeadLetters, dead_letter_queue_depth
+from common.events import utcnow
+from common.observability import (
+    DEAD_LETTER_QUEUE_DEPTH, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING, WorkerObserver,
+)
+from common.outbox import outbox
+
+# A probe must answer within the orchestrator's health-check timeout even
+# when a server blackholes packets instead of refusing the connection.
+PROBE_TIMEOUT_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +80,14 @@ class ClinicService:
 
     @http("GET", "/ready")
     def ready(self, request):
+        """Ready to take traffic: its database and the broker answer."""
         checks = {"database": "ok", "broker": "ok"}
         try:
-            self.db.ping()
-        except Exception:
+            with eventlet.Timeout(PROBE_TIMEOUT_SECONDS):
+                self.db.ping()
+        except (Exception, eventlet.Timeout):
             checks["database"] = "unreachable"
-        if not broker_reachable(self.config["AMQP_URI"]):
+        if not broker_reachable(self.config["AMQP_URI"], timeout=PROBE_TIMEOUT_SECONDS):
             checks["broker"] = "unreachable"
         ready = all(value == "ok" for value in checks.values())
         return json_response(200 if ready else 503,
@@ -81,8 +95,29 @@ class ClinicService:
 
     @http("GET", "/metrics")
     def metrics(self, request):
+        # Gauges read at scrape time; one that cannot be read keeps its last
+        # value rather than failing the scrape (the counters still matter).
         try:
-            OUTBOX_BACKLOG.labels(self.name).set(self.db.outbox_backlog())
-        except Exception:
-            pass
+            with eventlet.Timeout(PROBE_TIMEOUT_SECONDS):
+                pending, oldest = self._outbox_state()
+            OUTBOX_BACKLOG.labels(self.name).set(pending)
+            OUTBOX_OLDEST_PENDING.labels(self.name).set(oldest)
+        except (Exception, eventlet.Timeout):
+            log.warning("metrics: outbox backlog unavailable")
+        DEAD_LETTER_QUEUE_DEPTH.set(dead_letter_queue_depth(self.config["AMQP_URI"], timeout=PROBE_TIMEOUT_SECONDS))
         return Response(generate_latest(), status=200, content_type=CONTENT_TYPE_LATEST)
+
+    def _outbox_state(self) -> tuple[int, float]:
+        with self.db.read() as session:
+            pending, oldest = session.execute(
+                sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
+            ).one()
+        return pending, outbox_age_seconds(oldest)
+
+
+def outbox_age_seconds(oldest) -> float:
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite hands datetimes back naive (they are UTC)
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return max(0.0, (utcnow() - oldest).total_seconds())
