@@ -1,0 +1,251 @@
+"""What crosses billing's boundary: validated inputs, the facts read from
+other services' events, and the shapes returned."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from common.validation import Schema
+
+# A card number must never be stored; a processor's reference never looks like one.
+CARD_NUMBER = re.compile(r"^[\d\s-]{13,23}$")
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
+    return value
+
+
+# ----------------------------------------------------------------- requests
+
+class ChargeInput(Schema):
+    """A charge billing staff add by hand, e.g. a 99214 follow-up visit."""
+
+    code: str = Field(min_length=1, max_length=20)
+    units: StrictInt = Field(default=1, ge=1, le=1000)
+    date_of_service: date
+    clinician_id: str | None = Field(default=None, max_length=120)
+
+
+class VoidInput(Schema):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class InvoiceInput(Schema):
+    """Which open charges to invoice (all of the patient's when omitted)."""
+
+    charge_ids: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    due_date: date | None = None
+
+
+class PaymentInput(Schema):
+    amount_cents: StrictInt
+    method: Literal["card", "cash", "insurance"]
+    reference: str | None = Field(default=None, max_length=120)
+    payer: str | None = Field(default=None, max_length=120)
+    received_at: datetime | None = None
+
+    _aware = field_validator("received_at")(_aware)
+
+    @field_validator("reference")
+    @classmethod
+    def _not_a_card_number(cls, value: str | None) -> str | None:
+        if value and CARD_NUMBER.match(value):
+            raise ValueError("looks like a card number; give the processor's transaction reference instead")
+        return value
+
+    @model_validator(mode="after")
+    def _reference_where_needed(self) -> "PaymentInput":
+        if self.method in ("card", "insurance") and not self.reference:
+            raise ValueError(f"a {self.method} payment needs its reference (transaction id or claim number)")
+        return self
+
+
+class RefundInput(Schema):
+    amount_cents: StrictInt
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class PackageSale(Schema):
+    code: str = Field(min_length=1, max_length=20)
+
+
+class PackageRefundInput(Schema):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class Period(Schema):
+    date_from: date = Field(alias="from")
+    date_to: date = Field(alias="to")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Period":
+        if self.date_to < self.date_from:
+            raise ValueError("'to' must not be before 'from'")
+        return self
+
+
+class ChargeFilter(Schema):
+    status: Literal["open", "invoiced", "void"] | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+
+class InvoiceFilter(Schema):
+    patient_id: str | None = Field(default=None, max_length=36)
+    status: Literal["issued", "partially_paid", "paid", "void"] | None = None
+    overdue: bool | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+# ----------------------------------------------------- facts from events
+# Events may gain fields in later versions: unknown fields are ignored.
+
+class EventFacts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class PatientFacts(EventFacts):
+    patient_id: str
+    mrn: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: date | None = None
+    diagnosis_codes: list[str] = Field(default_factory=list)
+
+
+class ApprovalFacts(EventFacts):
+    patient_id: str
+    mrn: str | None = None
+    decided_at: datetime
+    decided_by: str | None = None
+    diagnosis_codes: list[str] = Field(default_factory=list)
+
+
+class CompletedSessionFacts(EventFacts):
+    session_id: str
+    patient_id: str
+    appointment_id: str | None = None
+    route: str
+    drug: str
+    dose_mg: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_minutes: int | None = Field(default=None, ge=0)
+    date_of_service: date
+    clinician_id: str | None = None
+
+    def minutes(self) -> int:
+        if self.duration_minutes is not None:
+            return self.duration_minutes
+        if self.started_at and self.ended_at:
+            return max(0, int((self.ended_at - self.started_at).total_seconds() // 60))
+        raise ValueError("duration_minutes or started_at and ended_at are needed")
+
+
+class MissedAppointmentFacts(EventFacts):
+    appointment_id: str
+    patient_id: str
+    starts_at: datetime
+    late: bool = True
+
+
+# ------------------------------------------------------------------ views
+
+def charge_view(charge) -> dict:
+    return {
+        "charge_id": charge.charge_id, "patient_id": charge.patient_id, "code": charge.code,
+        "description": charge.description, "units": charge.units, "unit_price_cents": charge.unit_price_cents,
+        "amount_cents": charge.amount_cents, "currency": charge.currency,
+        "date_of_service": charge.date_of_service.isoformat(), "source": charge.source,
+        "session_id": charge.session_id, "appointment_id": charge.appointment_id,
+        "clinician_id": charge.clinician_id, "package_id": charge.package_id, "status": charge.status,
+        "invoice_id": charge.invoice_id, "created_at": iso(charge.created_at),
+        "void_reason": charge.void_reason,
+    }
+
+
+def payment_view(payment) -> dict:
+    return {
+        "payment_id": payment.payment_id, "invoice_id": payment.invoice_id, "patient_id": payment.patient_id,
+        "amount_cents": payment.amount_cents, "currency": payment.currency, "method": payment.method,
+        "reference": payment.reference, "payer": payment.payer, "package_id": payment.package_id,
+        "refunded_cents": payment.refunded_cents, "reversed": payment.reversed_at is not None,
+        "received_at": iso(payment.received_at), "recorded_by": payment.recorded_by,
+    }
+
+
+def refund_view(refund) -> dict:
+    return {
+        "refund_id": refund.refund_id, "payment_id": refund.payment_id, "invoice_id": refund.invoice_id,
+        "patient_id": refund.patient_id, "amount_cents": refund.amount_cents, "currency": refund.currency,
+        "reason": refund.reason, "package_id": refund.package_id, "issued_at": iso(refund.issued_at),
+        "issued_by": refund.issued_by,
+    }
+
+
+def invoice_summary(invoice) -> dict:
+    return {
+        "invoice_id": invoice.invoice_id, "number": invoice.display_number, "patient_id": invoice.patient_id,
+        "status": invoice.status, "currency": invoice.currency, "total_cents": invoice.total_cents,
+        "adjustment_cents": invoice.adjustment_cents, "paid_cents": invoice.paid_cents,
+        "balance_cents": 0 if invoice.status == "void"
+        else invoice.total_cents - invoice.adjustment_cents - invoice.paid_cents,
+        "issued_at": iso(invoice.issued_at), "due_date": invoice.due_date.isoformat(),
+        "paid_at": iso(invoice.paid_at), "voided_at": iso(invoice.voided_at), "void_reason": invoice.void_reason,
+    }
+
+
+def invoice_view(invoice, payments=(), refunds=()) -> dict:
+    return {
+        **invoice_summary(invoice),
+        "lines": [{
+            "charge_id": line.charge_id, "code": line.code, "description": line.description,
+            "date_of_service": line.date_of_service.isoformat(), "units": line.units,
+            "unit_price_cents": line.unit_price_cents, "amount_cents": line.amount_cents,
+            "package_id": line.package_id,
+        } for line in invoice.lines],
+        "payments": [payment_view(p) for p in payments],
+        "refunds": [refund_view(r) for r in refunds],
+    }
+
+
+def package_view(package) -> dict:
+    return {
+        "package_id": package.package_id, "patient_id": package.patient_id, "code": package.code,
+        "description": package.description, "route": package.route, "sessions_total": package.sessions_total,
+        "sessions_used": package.sessions_used,
+        "sessions_remaining": 0 if package.status == "refunded" else package.sessions_total - package.sessions_used,
+        "price_cents": package.price_cents, "currency": package.currency, "status": package.status,
+        "sold_at": iso(package.sold_at), "refunded_cents": package.refunded_cents,
+        "refunded_at": iso(package.refunded_at),
+    }
+
+
+def fee_view(price) -> dict:
+    view = {
+        "code": price.code, "kind": price.kind, "description": price.description, "unit": price.unit,
+        "price_cents": price.price_cents, "currency": price.currency,
+        "effective_from": price.effective_from.isoformat(),
+    }
+    if price.package_route:
+        view["package"] = {"route": price.package_route, "sessions": price.package_sessions}
+    return view
