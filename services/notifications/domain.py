@@ -1,0 +1,333 @@
+"""Notification rules as plain code: which messages a clinic event causes,
+when each may go out (quiet hours in the patient's time zone, reminder
+offsets, the day-after follow-up), whether a patient may be messaged on a
+channel, and what happens after a delivery attempt (retry with backoff, or
+dead). Nothing here touches a database, the broker or the network."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+DEFAULT_TIME_ZONE = "America/New_York"
+
+
+class Kind(str, Enum):
+    WELCOME = "welcome"
+    APPOINTMENT_CONFIRMATION = "appointment_confirmation"
+    APPOINTMENT_REMINDER = "appointment_reminder"
+    APPOINTMENT_MOVED = "appointment_moved"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
+    SESSION_FOLLOW_UP = "session_follow_up"
+    INVOICE_ISSUED = "invoice_issued"
+    PAYMENT_RECEIPT = "payment_receipt"
+    INVOICE_OVERDUE = "invoice_overdue"
+    STAFF_RISK_ALERT = "staff_risk_alert"
+    STAFF_VITALS_ALERT = "staff_vitals_alert"
+    WEBHOOK = "webhook"
+
+
+class Channel(str, Enum):
+    EMAIL = "email"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+    STAFF_EMAIL = "staff_email"
+    STAFF_WEBHOOK = "staff_webhook"
+
+
+class Status(str, Enum):
+    QUEUED = "queued"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+# Statuses the scheduler still has to act on.
+PENDING = (Status.QUEUED.value, Status.RETRYING.value)
+PATIENT_CHANNELS = (Channel.EMAIL, Channel.SMS)
+PATIENT_KINDS = frozenset(k for k in Kind if k not in (Kind.STAFF_RISK_ALERT, Kind.STAFF_VITALS_ALERT, Kind.WEBHOOK))
+# Messages that belong to one appointment and lose their point when it is
+# cancelled (the cancellation notice itself is the exception).
+APPOINTMENT_KINDS = frozenset({Kind.APPOINTMENT_CONFIRMATION, Kind.APPOINTMENT_REMINDER, Kind.APPOINTMENT_MOVED})
+
+
+def dedupe_key(reason: str, kind: Kind | str, channel: Channel | str, target: str | None = None) -> str:
+    """The reason a message exists, unique in the database: the same event
+    delivered twice, or handled by two replicas, cannot queue a second one."""
+    parts = [reason, _value(kind), _value(channel)]
+    if target:
+        parts.append(target)
+    return ":".join(parts)
+
+
+def _value(member) -> str:
+    return member.value if isinstance(member, Enum) else str(member)
+
+
+# --------------------------------------------------------------------------
+# Timing: quiet hours, reminders, follow-ups
+# --------------------------------------------------------------------------
+
+
+def parse_clock(value: str | time) -> time:
+    if isinstance(value, time):
+        return value
+    hours, _, minutes = str(value).partition(":")
+    return time(int(hours), int(minutes or 0))
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Local times between which patients are not messaged. ``start`` after
+    ``end`` spans midnight (the usual 21:00–08:00); equal means none."""
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+    def contains(self, moment: datetime, zone: str) -> bool:
+        if self.start == self.end:
+            return False
+        local = moment.astimezone(ZoneInfo(zone)).time()
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def next_allowed(self, moment: datetime, zone: str) -> datetime:
+        """``moment`` itself when it is outside quiet hours, otherwise the
+        morning they end (in UTC), whatever the DST offset that day."""
+        if not self.contains(moment, zone):
+            return moment
+        tz = ZoneInfo(zone)
+        local = moment.astimezone(tz)
+        day: date = local.date()
+        if self.start > self.end and local.time() >= self.start:
+            day += timedelta(days=1)
+        # Built from the local calendar date, not by adding hours, so the
+        # morning is 08:00 on the wall clock on DST-change days too.
+        return datetime.combine(day, self.end, tzinfo=tz).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Timing:
+    quiet: QuietHours = QuietHours()
+    reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=48), timedelta(hours=2))
+    # A reminder later than this before the appointment is no use: the
+    # patient must still be able to fast, arrange a ride and get there.
+    min_reminder_lead: timedelta = timedelta(minutes=60)
+    follow_up_at: time = time(10, 0)
+
+    @classmethod
+    def from_config(cls, section: dict) -> "Timing":
+        default = cls()
+        offsets = section.get("REMINDER_OFFSETS_HOURS")
+        return cls(
+            quiet=QuietHours(parse_clock(section.get("QUIET_HOURS_START", "21:00")),
+                             parse_clock(section.get("QUIET_HOURS_END", "08:00"))),
+            reminder_offsets=(tuple(sorted((timedelta(hours=float(h)) for h in offsets), reverse=True))
+                              if offsets is not None else default.reminder_offsets),
+            min_reminder_lead=timedelta(minutes=float(section.get("REMINDER_MIN_LEAD_MINUTES", 60))),
+            follow_up_at=parse_clock(section.get("FOLLOW_UP_LOCAL_TIME", "10:00")),
+        )
+
+
+def offset_label(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+@dataclass(frozen=True)
+class SendDecision:
+    """``send_at`` when the message should go out, or ``skip_reason``."""
+
+    send_at: datetime | None
+    skip_reason: str | None = None
+
+
+def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool = False,
+                 appointment_starts_at: datetime | None = None) -> SendDecision:
+    """Quiet hours move a patient message to the morning; a reminder that
+    the morning would make too late is skipped instead."""
+    if urgent:
+        return SendDecision(desired)
+    at = timing.quiet.next_allowed(desired, zone)
+    if appointment_starts_at is not None and at > appointment_starts_at - timing.min_reminder_lead:
+        local = at.astimezone(ZoneInfo(zone))
+        return SendDecision(None, f"quiet hours end at {local:%H:%M} local time, too close to the appointment")
+    return SendDecision(at)
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    label: str  # e.g. "48h": part of the dedupe key
+    send_at: datetime | None
+    skip_reason: str | None = None
+    # Already past at booking: nothing to record, the confirmation covers it.
+    passed: bool = False
+
+
+def plan_reminders(starts_at: datetime, now: datetime, zone: str, timing: Timing) -> list[PlannedReminder]:
+    """One reminder per configured offset before the appointment. An offset
+    already past at booking is skipped (the confirmation has just gone
+    out); offsets are elapsed time, so "2 h before" is two real hours even
+    across a DST change."""
+    plans = []
+    for offset in timing.reminder_offsets:
+        label = offset_label(offset)
+        desired = starts_at - offset
+        if desired < now:
+            plans.append(PlannedReminder(label, None, "booked less than that before the appointment", passed=True))
+            continue
+        decision = when_to_send(desired, zone, timing, appointment_starts_at=starts_at)
+        plans.append(PlannedReminder(label, decision.send_at, decision.skip_reason))
+    return plans
+
+
+def follow_up_time(ended_at: datetime, zone: str, timing: Timing) -> datetime:
+    """The morning after the session, on the patient's wall clock."""
+    tz = ZoneInfo(zone)
+    next_day = ended_at.astimezone(tz).date() + timedelta(days=1)
+    return datetime.combine(next_day, timing.follow_up_at, tzinfo=tz).astimezone(UTC)
+
+
+# --------------------------------------------------------------------------
+# Send-time gate for patient messages
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientFacts:
+    """The local read model of one patient, as intake last told us."""
+
+    time_zone: str = DEFAULT_TIME_ZONE
+    email: str | None = None
+    phone: str | None = None
+    email_consent: bool = False
+    sms_consent: bool = False
+    email_enabled: bool = True
+    sms_enabled: bool = True
+
+    def address(self, channel: Channel) -> str | None:
+        return self.email if channel == Channel.EMAIL else self.phone
+
+    def consented(self, channel: Channel) -> bool:
+        return self.email_consent if channel == Channel.EMAIL else self.sms_consent
+
+    def enabled(self, channel: Channel) -> bool:
+        return self.email_enabled if channel == Channel.EMAIL else self.sms_enabled
+
+
+@dataclass(frozen=True)
+class AppointmentFacts:
+    starts_at: datetime
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What to do with a due patient message right now: ``send``, ``defer``
+    (to ``until``), ``skip`` (for ``reason``) or ``wait`` (facts missing:
+    treated as a failed attempt so it is retried, then dead)."""
+
+    action: str
+    reason: str | None = None
+    until: datetime | None = None
+
+
+def gate_patient_message(*, kind: Kind, channel: Channel, now: datetime, recipient: RecipientFacts | None,
+                         timing: Timing, urgent: bool = False, appointment: AppointmentFacts | None = None,
+                         planned_starts_at: datetime | None = None) -> Gate:
+    """Checked at the moment of sending, not when queued, so a withdrawn
+    consent, a new phone number, a cancellation or a move applies at once."""
+    if recipient is None:
+        return Gate("wait", "the patient's contact details have not reached notifications yet")
+    if not recipient.consented(channel):
+        return Gate("skip", f"no {channel.value} consent in force")
+    if not recipient.enabled(channel):
+        return Gate("skip", f"the patient turned {channel.value} messages off")
+    if not recipient.address(channel):
+        return Gate("skip", f"no {'email address' if channel == Channel.EMAIL else 'mobile number'} on record")
+    reminder = kind == Kind.APPOINTMENT_REMINDER
+    if appointment is not None and kind in APPOINTMENT_KINDS:
+        if appointment.cancelled:
+            return Gate("skip", "the appointment was cancelled")
+        if reminder and planned_starts_at is not None and appointment.starts_at != planned_starts_at:
+            return Gate("skip", "the appointment was moved")
+    starts_at = appointment.starts_at if appointment is not None else planned_starts_at
+    if kind in APPOINTMENT_KINDS and starts_at is not None and now >= starts_at:
+        return Gate("skip", "the appointment has already begun")
+    if reminder and starts_at is not None and now > starts_at - timing.min_reminder_lead:
+        return Gate("skip", "too late to be of use before the appointment")
+    if urgent or not timing.quiet.contains(now, recipient.time_zone):
+        return Gate("send")
+    decision = when_to_send(now, recipient.time_zone, timing,
+                            appointment_starts_at=starts_at if reminder else None)
+    if decision.send_at is None:
+        return Gate("skip", decision.skip_reason)
+    return Gate("defer", "quiet hours", decision.send_at)
+
+
+# --------------------------------------------------------------------------
+# Delivery attempts
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A provider's answer to one attempt. ``permanent`` failures (an
+    address the provider rejects, a channel not configured) are not retried."""
+
+    delivered: bool
+    answer: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = 30.0
+    cap_seconds: float = 3600.0
+    max_attempts: int = 8
+
+    @classmethod
+    def from_config(cls, section: dict) -> "RetryPolicy":
+        return cls(float(section.get("RETRY_BASE_SECONDS", 30)), float(section.get("RETRY_CAP_SECONDS", 3600)),
+                   int(section.get("MAX_ATTEMPTS", 8)))
+
+    def delay(self, attempts_made: int) -> timedelta:
+        return timedelta(seconds=min(self.base_seconds * 2 ** max(attempts_made - 1, 0), self.cap_seconds))
+
+
+@dataclass(frozen=True)
+class AfterAttempt:
+    status: Status
+    retry_at: datetime | None = None
+
+
+def after_attempt(outcome: Outcome, attempts_made: int, now: datetime, policy: RetryPolicy) -> AfterAttempt:
+    if outcome.delivered:
+        return AfterAttempt(Status.SENT)
+    if outcome.permanent or attempts_made >= policy.max_attempts:
+        return AfterAttempt(Status.DEAD)
+    return AfterAttempt(Status.RETRYING, now + policy.delay(attempts_made))
+
+
+def is_newer(incoming: datetime, current: datetime | None) -> bool:
+    """Read models keep the newest fact: an event older than what was
+    already applied (a redelivery or a replay) changes nothing."""
+    if current is None:
+        return True
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    return incoming > current
+
+
+def resend_allowed(status: Status) -> str | None:
+    """Why a message may not be resent by staff, or None."""
+    if status == Status.SENT:
+        return "the message was already sent; it is never sent twice for the same reason"
+    if status == Status.CANCELLED:
+        return "the message was cancelled with its appointment"
+    return None

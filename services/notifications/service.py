@@ -1,0 +1,606 @@
+"""The notifications service: turns clinic events into messages owed
+(``messages``, one row per recipient, channel and reason, unique on its
+dedupe key), and a timer that delivers the due ones, logs every attempt and
+retries with backoff until the message is sent or dead.
+
+Handlers only queue; nothing is sent inside an event handler, so a
+redelivered event or a second replica can never send twice (the dedupe key
+is UNIQUE) and a slow SMTP server never holds up the broker."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import eventlet
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from common.errors import Conflict, NotFound
+from common.events import utcnow
+from common.handlers import consumes, rpc
+from common.service import ClinicService, ConfiguredTimer
+from common.validation import parse
+from services.notifications import domain, rendering, schemas
+from services.notifications.channels import Channels
+from services.notifications.domain import Channel, Kind, Status
+from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, new_id
+from services.notifications.schemas import iso
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerTimer(ConfiguredTimer):
+    """The delivery sweep; its interval is ``NOTIFICATIONS.SCHEDULER_INTERVAL``."""
+
+    def setup(self):
+        section = self.container.config.get("NOTIFICATIONS") or {}
+        if section.get("SCHEDULER_INTERVAL"):
+            self.interval = float(section["SCHEDULER_INTERVAL"])
+        super().setup()
+
+
+scheduler_timer = SchedulerTimer.decorator
+
+
+@dataclass(frozen=True)
+class Settings:
+    timing: domain.Timing
+    retry: domain.RetryPolicy
+    clinic: str
+    clinic_phone: str
+    batch: int
+    claim: timedelta
+    parallel: int
+
+    @classmethod
+    def from_config(cls, section: dict) -> "Settings":
+        return cls(
+            timing=domain.Timing.from_config(section),
+            retry=domain.RetryPolicy.from_config(section),
+            clinic=str(section.get("CLINIC_NAME") or "the clinic"),
+            clinic_phone=str(section.get("CLINIC_PHONE") or "the clinic"),
+            batch=int(section.get("SCHEDULER_BATCH", 50)),
+            # Longer than the slowest send (SMTP/HTTP timeouts), so another
+            # replica does not take a message that is still being sent.
+            claim=timedelta(seconds=float(section.get("CLAIM_SECONDS", 120))),
+            parallel=int(section.get("SEND_CONCURRENCY", 8)),
+        )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    channel: Channel
+    to: tuple[str, ...]
+    body: str
+    subject: str | None = None
+    target: str | None = None
+    event_type: str | None = None
+
+
+def instant(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=domain.UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class NotificationsService(ClinicService):
+    name = "notifications"
+
+    channels = Channels()
+
+    # ------------------------------------------------------------ read models
+
+    @consumes("intake", "patient.registered")
+    def on_patient_registered(self, uow, event):
+        self._apply_patient_details(uow, event)
+        self._forward(uow, event)
+
+    @consumes("intake", "patient.updated")
+    def on_patient_updated(self, uow, event):
+        self._apply_patient_details(uow, event)
+        self._forward(uow, event)
+
+    @consumes("intake", "consent.recorded")
+    def on_consent_recorded(self, uow, event):
+        data = event.data
+        if data.get("kind") in (Channel.EMAIL.value, Channel.SMS.value):
+            channel = Channel(data["kind"])
+            recipient = self._recipient_for_update(uow, data["patient_id"])
+            if domain.is_newer(event.occurred_at, getattr(recipient, f"{channel.value}_consent_as_of")):
+                setattr(recipient, f"{channel.value}_consent", data.get("status") == "granted")
+                setattr(recipient, f"{channel.value}_consent_as_of", event.occurred_at)
+            # The welcome goes on each channel the first time the patient
+            # consents to it (registration itself comes before any consent).
+            if getattr(recipient, f"{channel.value}_consent"):
+                self._queue_for_patient(uow, event, Kind.WELCOME, reason=recipient.patient_id,
+                                        patient_id=recipient.patient_id, desired=utcnow(), channels=(channel,))
+        self._forward(uow, event)
+
+    # ------------------------------------------------------------ appointments
+
+    @consumes("sessions", "appointment.scheduled")
+    def on_appointment_scheduled(self, uow, event):
+        data = event.data
+        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
+        if appointment is not None and not domain.is_newer(event.occurred_at, appointment.as_of):
+            # A move or cancellation that happened later was applied first.
+            self._forward(uow, event)
+            return
+        starts_at = instant(data["starts_at"])
+        if appointment is None:
+            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+                                      starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
+            uow.session.add(appointment)
+        else:
+            appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
+        uow.session.flush()
+        self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
+                                patient_id=appointment.patient_id, desired=utcnow(),
+                                context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
+        self._queue_reminders(uow, event, appointment)
+        self._forward(uow, event)
+
+    @consumes("sessions", "appointment.rescheduled")
+    def on_appointment_rescheduled(self, uow, event):
+        data = event.data
+        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
+        if appointment is not None and (appointment.cancelled or not domain.is_newer(event.occurred_at, appointment.as_of)):
+            self._forward(uow, event)
+            return
+        starts_at = instant(data["starts_at"])
+        if appointment is None:
+            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+                                      starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
+            uow.session.add(appointment)
+        else:
+            self._cancel_pending(uow, appointment.appointment_id, "the appointment was moved",
+                                 kinds=domain.APPOINTMENT_KINDS)
+            appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
+        uow.session.flush()
+        moved_reason = f"{appointment.appointment_id}@{iso(starts_at)}"
+        self._queue_for_patient(uow, event, Kind.APPOINTMENT_MOVED, reason=moved_reason,
+                                patient_id=appointment.patient_id, desired=utcnow(),
+                                context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
+        self._queue_reminders(uow, event, appointment)
+        self._forward(uow, event)
+
+    @consumes("sessions", "appointment.cancelled")
+    def on_appointment_cancelled(self, uow, event):
+        data = event.data
+        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
+        starts_at = instant(data.get("starts_at"))
+        # A cancellation is final whatever order the events arrive in: a
+        # late "scheduled" then finds a newer fact and queues nothing.
+        if appointment is None:
+            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+                                      starts_at=starts_at, cancelled=True, as_of=event.occurred_at)
+            uow.session.add(appointment)
+        else:
+            appointment.cancelled = True
+            if domain.is_newer(event.occurred_at, appointment.as_of):
+                appointment.as_of = event.occurred_at
+        uow.session.flush()
+        self._cancel_pending(uow, appointment.appointment_id, "the appointment was cancelled")
+        if starts_at and starts_at > utcnow():
+            self._queue_for_patient(uow, event, Kind.APPOINTMENT_CANCELLED, reason=appointment.appointment_id,
+                                    patient_id=appointment.patient_id, desired=utcnow(),
+                                    context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
+        self._forward(uow, event)
+
+    @consumes("sessions", "session.completed")
+    def on_session_completed(self, uow, event):
+        data = event.data
+        settings = self._settings()
+        recipient = uow.session.get(Recipient, data["patient_id"])
+        zone = self._zone(recipient)
+        ended_at = instant(data.get("ended_at")) or event.occurred_at
+        self._queue_for_patient(uow, event, Kind.SESSION_FOLLOW_UP, reason=data["session_id"],
+                                patient_id=data["patient_id"],
+                                desired=domain.follow_up_time(ended_at, zone, settings.timing))
+        self._forward(uow, event)
+
+    # ------------------------------------------------------------ staff alerts
+
+    @consumes("intake", "patient.risk_flagged")
+    def on_patient_risk_flagged(self, uow, event):
+        data = event.data
+        self._queue_staff_alert(uow, event, Kind.STAFF_RISK_ALERT, reason=data.get("response_id") or event.event_id,
+                                context={**data, "raised_at": iso(event.occurred_at)})
+        self._forward(uow, event)
+
+    @consumes("sessions", "session.vitals_alert")
+    def on_session_vitals_alert(self, uow, event):
+        self._queue_staff_alert(uow, event, Kind.STAFF_VITALS_ALERT, reason=event.event_id, context=event.data)
+        self._forward(uow, event)
+
+    # ------------------------------------------------------------ billing
+
+    @consumes("billing", "invoice.issued")
+    def on_invoice_issued(self, uow, event):
+        self._queue_billing(uow, event, Kind.INVOICE_ISSUED, reason=event.data["invoice_id"])
+
+    @consumes("billing", "payment.received")
+    def on_payment_received(self, uow, event):
+        self._queue_billing(uow, event, Kind.PAYMENT_RECEIPT, reason=event.data["payment_id"])
+
+    @consumes("billing", "invoice.overdue")
+    def on_invoice_overdue(self, uow, event):
+        # Billing may remind again later: each overdue step is its own reason.
+        data = event.data
+        self._queue_billing(uow, event, Kind.INVOICE_OVERDUE,
+                            reason=f"{data['invoice_id']}+{data.get('days_overdue', 0)}d")
+
+    # ------------------------------------------------------------ delivery
+
+    @scheduler_timer(interval=1)
+    def deliver_due(self):
+        """Claims due messages (skipping rows another replica holds) and
+        sends them a few at a time; only due rows are read."""
+        settings = self._settings()
+        now = utcnow()
+        with self.db.unit_of_work() as uow:
+            ids = uow.session.execute(
+                sa.select(Message.notification_id)
+                .where(Message.status.in_(domain.PENDING), Message.due_at <= now,
+                       sa.or_(Message.claimed_until.is_(None), Message.claimed_until < now))
+                .order_by(Message.due_at)
+                .limit(settings.batch)
+                .with_for_update(skip_locked=True)
+            ).scalars().all()
+            if ids:
+                uow.session.execute(sa.update(Message).where(Message.notification_id.in_(ids))
+                                    .values(claimed_until=now + settings.claim))
+        if not ids:
+            return
+        pool = eventlet.GreenPool(settings.parallel)
+        for notification_id in ids:
+            pool.spawn_n(self._deliver_safely, notification_id)
+        pool.waitall()
+
+    def _deliver_safely(self, notification_id: str) -> None:
+        try:
+            self._deliver(notification_id)
+        except Exception:
+            # The claim lapses and the message is tried again; one broken
+            # message must not stop the rest of the batch.
+            log.exception("delivering notification %s failed", notification_id)
+
+    def _deliver(self, notification_id: str) -> None:
+        settings = self._settings()
+        with self.db.unit_of_work() as uow:
+            message = uow.session.get(Message, notification_id, with_for_update=True)
+            if message is None or message.status not in domain.PENDING:
+                return
+            prepared = self._prepare(uow, message, settings)
+        if prepared is None:
+            return
+        # The send happens outside any transaction: the row stays claimed.
+        outcome = prepared if isinstance(prepared, domain.Outcome) else self._send(notification_id, prepared)
+        with self.db.unit_of_work() as uow:
+            message = uow.session.get(Message, notification_id, with_for_update=True)
+            self._record(uow, message, outcome, settings)
+
+    def _prepare(self, uow, message: Message, settings: Settings):
+        """The message ready to send, an ``Outcome`` for a failure found
+        before sending, or None when it was skipped or deferred."""
+        now = utcnow()
+        kind, channel = Kind(message.kind), Channel(message.channel)
+        sender = self.channels
+        if message.recipient == "patient":
+            recipient = uow.session.get(Recipient, message.patient_id)
+            facts = recipient_facts(recipient)
+            appointment = uow.session.get(Appointment, message.appointment_id) if message.appointment_id else None
+            gate = domain.gate_patient_message(
+                kind=kind, channel=channel, now=now, recipient=facts, timing=settings.timing, urgent=message.urgent,
+                appointment=(domain.AppointmentFacts(instant(appointment.starts_at), appointment.cancelled)
+                             if appointment is not None else None),
+                planned_starts_at=instant(message.context.get("starts_at")),
+            )
+            if gate.action == "skip":
+                self._settle(uow, message, Status.SKIPPED, gate.reason)
+                return None
+            if gate.action == "defer":
+                message.due_at, message.claimed_until = gate.until, None
+                self._log(uow, message, "deferred", f"{gate.reason}: until {iso(gate.until)}")
+                return None
+            if gate.action == "wait":
+                return domain.Outcome(False, gate.reason)
+            view = rendering.template_facts(kind, message.context, given_name=recipient.given_name,
+                                            time_zone=facts.time_zone, clinic=settings.clinic,
+                                            clinic_phone=settings.clinic_phone, now=now)
+            rendered = rendering.render(kind, channel, view)
+            return Outgoing(channel, (facts.address(channel),), rendered.body, rendered.subject)
+        if message.recipient == "webhook":
+            return Outgoing(channel, (), json.dumps(message.context, sort_keys=True), target=message.target,
+                            event_type=message.context.get("type"))
+        view = rendering.template_facts(kind, message.context, given_name=None, time_zone="UTC",
+                                        clinic=settings.clinic, clinic_phone=settings.clinic_phone, now=now)
+        if channel == Channel.STAFF_WEBHOOK:
+            return Outgoing(channel, (), rendering.staff_webhook_body(kind, message.notification_id, view),
+                            target=message.target, event_type="staff_alert")
+        if not sender.settings.staff_emails:
+            return domain.Outcome(False, "no staff alert address configured (NOTIFICATIONS.STAFF_ALERT_EMAILS)",
+                                  permanent=True)
+        rendered = rendering.render(kind, channel, view)
+        return Outgoing(channel, sender.settings.staff_emails, rendered.body, rendered.subject)
+
+    def _send(self, notification_id: str, outgoing: Outgoing) -> domain.Outcome:
+        sender = self.channels
+        try:
+            if outgoing.channel in (Channel.EMAIL, Channel.STAFF_EMAIL):
+                return sender.email(list(outgoing.to), outgoing.subject or "", outgoing.body, notification_id)
+            if outgoing.channel == Channel.SMS:
+                return sender.sms(outgoing.to[0], outgoing.body, notification_id)
+            return sender.webhook(sender.settings.subscriber(outgoing.target), outgoing.body, notification_id,
+                                  outgoing.event_type or "")
+        except Exception as exc:  # a bug in a sender must still be recorded
+            log.exception("sender failed for notification %s", notification_id)
+            return domain.Outcome(False, f"{type(exc).__name__}")
+
+    def _record(self, uow, message: Message, outcome: domain.Outcome, settings: Settings) -> None:
+        now = utcnow()
+        message.attempts += 1
+        message.claimed_until = None
+        after = domain.after_attempt(outcome, message.attempts, now, settings.retry)
+        if after.status == Status.SENT:
+            message.status, message.sent_at, message.last_error = Status.SENT.value, now, None
+            self._log(uow, message, "sent", outcome.answer, attempt=message.attempts)
+            uow.emit("notification.sent", {
+                "notification_id": message.notification_id, "kind": message.kind, "channel": message.channel,
+                "recipient": message.recipient, "patient_id": message.patient_id if message.recipient == "patient" else None,
+                "dedupe_key": message.dedupe_key, "sent_at": iso(now),
+            })
+            log.info("notification %s sent (%s, %s)", message.notification_id, message.kind, message.channel)
+            return
+        message.last_error = outcome.answer[:500]
+        self._log(uow, message, "failed", outcome.answer, attempt=message.attempts)
+        if after.status == Status.DEAD:
+            message.status = Status.DEAD.value
+            self._log(uow, message, "dead", f"gave up after {message.attempts} attempt(s)")
+        else:
+            message.status, message.due_at = Status.RETRYING.value, after.retry_at
+            self._log(uow, message, "retrying", f"next attempt at {iso(after.retry_at)}")
+        uow.emit("notification.failed", {
+            "notification_id": message.notification_id, "kind": message.kind, "channel": message.channel,
+            "recipient": message.recipient, "patient_id": message.patient_id if message.recipient == "patient" else None,
+            "attempts": message.attempts, "dead": after.status == Status.DEAD, "error": outcome.answer[:200],
+        })
+        log.warning("notification %s attempt %d failed (%s, %s)%s", message.notification_id, message.attempts,
+                    message.kind, message.channel, "; now dead" if after.status == Status.DEAD else "")
+
+    # ------------------------------------------------------------ RPC
+
+    @rpc
+    def get_preferences(self, patient_id):
+        with self.db.read() as session:
+            return schemas.preferences_view(self._known_recipient(session, patient_id))
+
+    @rpc
+    def set_preferences(self, patient_id, preferences):
+        wanted = parse(schemas.PreferencesInput, preferences)
+        with self.db.unit_of_work() as uow:
+            recipient = self._known_recipient(uow.session, patient_id, lock=True)
+            if wanted.email is not None:
+                recipient.email_enabled = wanted.email
+            if wanted.sms is not None:
+                recipient.sms_enabled = wanted.sms
+            uow.session.flush()
+            return schemas.preferences_view(recipient)
+
+    @rpc
+    def list_messages(self, criteria=None):
+        """The delivery log, newest first, filtered by patient, appointment,
+        status, kind or channel."""
+        query = parse(schemas.MessageQuery, criteria or {})
+        select = sa.select(Message)
+        for column in ("patient_id", "appointment_id", "status", "kind", "channel"):
+            value = getattr(query, column)
+            if value is not None:
+                select = select.where(getattr(Message, column) == value)
+        with self.db.read() as session:
+            total = session.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one()
+            rows = session.execute(select.order_by(Message.created_at.desc(), Message.notification_id)
+                                   .limit(query.limit).offset(query.offset)).scalars().all()
+            return {"items": [schemas.message_view(m) for m in rows], "total": total,
+                    "limit": query.limit, "offset": query.offset}
+
+    @rpc
+    def list_dead_messages(self, limit=20, offset=0):
+        """Messages that will not be retried any more: for staff to act on."""
+        return self.list_messages({"status": Status.DEAD.value, "limit": limit, "offset": offset})
+
+    @rpc
+    def get_message(self, notification_id):
+        """One message with every logged step and the provider's answers."""
+        with self.db.read() as session:
+            message = self._message(session, notification_id)
+            entries = session.execute(
+                sa.select(DeliveryLogEntry).where(DeliveryLogEntry.notification_id == notification_id)
+                .order_by(DeliveryLogEntry.id)
+            ).scalars().all()
+            return {**schemas.message_view(message), "log": [schemas.log_view(e) for e in entries]}
+
+    @rpc
+    def resend(self, notification_id, options=None):
+        """Queue a dead, skipped or waiting message for another attempt now.
+        A message already sent is refused: never twice for the same reason."""
+        given = parse(schemas.ResendInput, options or {})
+        with self.db.unit_of_work() as uow:
+            message = self._message(uow.session, notification_id, lock=True)
+            refusal = domain.resend_allowed(Status(message.status))
+            if refusal:
+                raise Conflict(refusal)
+            message.status = Status.QUEUED.value
+            message.due_at, message.claimed_until = utcnow(), None
+            message.attempts, message.last_error = 0, None
+            message.urgent = message.urgent or given.urgent
+            self._log(uow, message, "queued", "resend requested" + (" (urgent)" if given.urgent else ""),
+                      actor=self.db.actor)
+            uow.session.flush()
+            return schemas.message_view(message)
+
+    # ------------------------------------------------------------ helpers
+
+    def _settings(self) -> Settings:
+        return Settings.from_config(self.config.get("NOTIFICATIONS") or {})
+
+    @staticmethod
+    def _zone(recipient: Recipient | None) -> str:
+        return (recipient.time_zone if recipient is not None and recipient.time_zone else domain.DEFAULT_TIME_ZONE)
+
+    def _apply_patient_details(self, uow, event) -> None:
+        data = event.data
+        recipient = self._recipient_for_update(uow, data["patient_id"])
+        if not domain.is_newer(event.occurred_at, recipient.details_as_of):
+            return
+        recipient.mrn = data.get("mrn")
+        recipient.given_name = data.get("given_name")
+        recipient.email = data.get("email")
+        recipient.phone = data.get("phone")
+        recipient.time_zone = data.get("time_zone") or domain.DEFAULT_TIME_ZONE
+        recipient.details_as_of = event.occurred_at
+
+    def _recipient_for_update(self, uow, patient_id: str) -> Recipient:
+        recipient = uow.session.get(Recipient, patient_id, with_for_update=True)
+        if recipient is None:
+            # Two first events for one patient racing here: the loser's
+            # insert fails, and its handler is retried and finds the row.
+            recipient = Recipient(patient_id=patient_id, email_consent=False, sms_consent=False,
+                                  email_enabled=True, sms_enabled=True)
+            uow.session.add(recipient)
+            uow.session.flush()
+        return recipient
+
+    def _known_recipient(self, session, patient_id, lock=False) -> Recipient:
+        recipient = session.get(Recipient, str(patient_id), with_for_update=lock or None)
+        if recipient is None:
+            raise NotFound("notifications has no record of this patient")
+        return recipient
+
+    def _message(self, session, notification_id, lock=False) -> Message:
+        message = session.get(Message, str(notification_id), with_for_update=lock or None)
+        if message is None:
+            raise NotFound("no such notification")
+        return message
+
+    def _queue(self, uow, event, *, kind: Kind, channel: Channel, recipient: str, reason: str, due_at: datetime,
+               patient_id=None, appointment_id=None, target=None, context=None, urgent=False,
+               status: Status = Status.QUEUED, detail: str | None = None) -> bool:
+        """Insert the message unless its dedupe key exists; True if new."""
+        values = dict(
+            notification_id=new_id(), dedupe_key=domain.dedupe_key(reason, kind, channel, target),
+            kind=kind.value, channel=channel.value, recipient=recipient, patient_id=patient_id,
+            appointment_id=appointment_id, target=target, context=context or {}, urgent=urgent,
+            status=status.value, due_at=due_at, attempts=0, source_event_id=event.event_id,
+            created_at=utcnow(), updated_at=utcnow(),
+        )
+        dialect = uow.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        result = uow.session.execute(
+            insert(Message.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+        if result.rowcount != 1:
+            return False
+        uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
+                                         detail=detail or f"due {iso(due_at)}"))
+        return True
+
+    def _queue_for_patient(self, uow, event, kind: Kind, *, reason: str, patient_id: str, desired: datetime,
+                           context=None, appointment_id=None, channels=domain.PATIENT_CHANNELS,
+                           starts_at: datetime | None = None) -> None:
+        """One row per patient channel; consent and contact data are checked
+        when it is due, so a consent given later still counts."""
+        settings = self._settings()
+        zone = self._zone(uow.session.get(Recipient, patient_id))
+        decision = domain.when_to_send(desired, zone, settings.timing, appointment_starts_at=starts_at)
+        for channel in channels:
+            if decision.send_at is None:
+                log.info("%s for appointment %s skipped: %s", kind.value, appointment_id, decision.skip_reason)
+                self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
+                            due_at=desired, patient_id=patient_id, appointment_id=appointment_id, context=context,
+                            status=Status.SKIPPED, detail=decision.skip_reason)
+            else:
+                self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
+                            due_at=decision.send_at, patient_id=patient_id, appointment_id=appointment_id,
+                            context=context)
+
+    def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
+        settings = self._settings()
+        starts_at = instant(appointment.starts_at)
+        zone = self._zone(uow.session.get(Recipient, appointment.patient_id))
+        for plan in domain.plan_reminders(starts_at, utcnow(), zone, settings.timing):
+            if plan.passed:
+                continue
+            self._queue_for_patient(
+                uow, event, Kind.APPOINTMENT_REMINDER, reason=f"{appointment.appointment_id}@{iso(starts_at)}/{plan.label}",
+                patient_id=appointment.patient_id, desired=starts_at - _offset(settings.timing, plan.label),
+                context={"starts_at": iso(starts_at), "reminder": plan.label},
+                appointment_id=appointment.appointment_id, starts_at=starts_at)
+
+    def _queue_staff_alert(self, uow, event, kind: Kind, *, reason: str, context: dict) -> None:
+        """At once, day or night; by MRN only (the allow-list drops the rest)."""
+        facts = {name: context.get(name) for name in rendering.ALLOWED_FACTS[kind]}
+        channel_settings = self.channels.settings
+        now = utcnow()
+        common = dict(kind=kind, recipient="staff", reason=reason, due_at=now, context=facts, urgent=True,
+                      patient_id=context.get("patient_id"))
+        # With no staff channel configured at all, the email row still goes
+        # dead visibly rather than the alert vanishing.
+        if channel_settings.staff_emails or channel_settings.staff_webhook is None:
+            self._queue(uow, event, channel=Channel.STAFF_EMAIL, **common)
+        if channel_settings.staff_webhook is not None:
+            self._queue(uow, event, channel=Channel.STAFF_WEBHOOK, target=channel_settings.staff_webhook.name,
+                        **common)
+
+    def _queue_billing(self, uow, event, kind: Kind, *, reason: str) -> None:
+        facts = {name: event.data.get(name) for name in rendering.ALLOWED_FACTS[kind]}
+        self._queue_for_patient(uow, event, kind, reason=reason, patient_id=event.data["patient_id"],
+                                desired=utcnow(), context=facts)
+        self._forward(uow, event)
+
+    def _forward(self, uow, event) -> None:
+        """Every subscriber that asked for this event type gets the envelope."""
+        body = {**event.model_dump(mode="json"), "occurred_at": iso(event.occurred_at)}
+        for subscriber in self.channels.settings.webhooks:
+            if subscriber.wants(event.type):
+                self._queue(uow, event, kind=Kind.WEBHOOK, channel=Channel.WEBHOOK, recipient="webhook",
+                            reason=event.event_id, target=subscriber.name, due_at=utcnow(), context=body)
+
+    def _cancel_pending(self, uow, appointment_id: str, reason: str, kinds=None) -> None:
+        query = sa.select(Message).where(Message.appointment_id == appointment_id,
+                                         Message.status.in_(domain.PENDING),
+                                         Message.kind != Kind.APPOINTMENT_CANCELLED.value)
+        if kinds is not None:
+            query = query.where(Message.kind.in_([k.value for k in kinds]))
+        for message in uow.session.execute(query.with_for_update()).scalars():
+            self._settle(uow, message, Status.CANCELLED, reason)
+
+    def _settle(self, uow, message: Message, status: Status, reason: str | None) -> None:
+        message.status, message.claimed_until = status.value, None
+        self._log(uow, message, status.value, reason)
+        log.info("notification %s %s (%s, %s)", message.notification_id, status.value, message.kind, message.channel)
+
+    @staticmethod
+    def _log(uow, message: Message, status: str, detail: str | None, attempt: int | None = None,
+             actor: str | None = None) -> None:
+        uow.session.add(DeliveryLogEntry(notification_id=message.notification_id, status=status, attempt=attempt,
+                                         detail=(detail or "")[:500] or None, actor=actor))
+
+
+def _offset(timing: domain.Timing, label: str) -> timedelta:
+    return next(offset for offset in timing.reminder_offsets if domain.offset_label(offset) == label)
+
+
+def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:
+    # Consent can arrive before registration; without the details there is
+    # nobody to send to yet.
+    if recipient is None or recipient.details_as_of is None:
+        return None
+    return domain.RecipientFacts(
+        time_zone=recipient.time_zone or domain.DEFAULT_TIME_ZONE, email=recipient.email, phone=recipient.phone,
+        email_consent=recipient.email_consent, sms_consent=recipient.sms_consent,
+        email_enabled=recipient.email_enabled, sms_enabled=recipient.sms_enabled,
+    )
