@@ -433,7 +433,12 @@ def missing_for_signature(record: dict) -> list[str]:
             required = required + ("sedation_checked",)
     else:
         raise Conflict("only a completed or aborted session can be signed")
-    return [name for name in required if record.get(name) in (None, False, "", [])]
+    return [name for name in required if _absent(record.get(name))]
+
+
+def _absent(value) -> bool:
+    # A score of 0 is present; only nothing, an unticked box or blank text is not.
+    return value is None or value is False or value == "" or value == [] or value == {}
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,10 @@ from services.sessions.models import (
     Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, Resource,
     ResourceBooking, SessionRecord, SideEffect, TreatmentPlan, VitalsReading,
 )
-from services.sessions.schemas import aware, iso
+from services.sessions.schemas import (
+    addendum_view, appointment_view, aware, eligibility_view, form_view, iso, measures, plan_view, reading_view,
+    resource_view, side_effect_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -958,10 +961,6 @@ def flush_or_conflict(session, message: str) -> None:
         raise Conflict(message) from None
 
 
-def measures(reading: VitalsReading) -> dict:
-    return {m: getattr(reading, m) for m in ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")}
-
-
 def checklist_facts(record: SessionRecord) -> dict:
     return {"fasting_confirmed": record.fasting_confirmed, "escort_confirmed": record.escort_confirmed,
             "weight_kg": record.weight_kg, "baseline_vitals": record.baseline_vitals,
@@ -970,59 +969,3 @@ def checklist_facts(record: SessionRecord) -> dict:
 
 def resource_names(session) -> dict[str, str]:
     return dict(session.execute(sa.select(Resource.resource_id, Resource.name)).all())
-
-
-def resource_view(record: Resource) -> dict:
-    return {"resource_id": record.resource_id, "kind": record.kind, "name": record.name, "active": record.active}
-
-
-def eligibility_view(row: PatientEligibility) -> dict:
-    return {"patient_id": row.patient_id, "mrn": row.mrn, "intake_status": row.intake_status,
-            "treatment_consent": row.treatment_consent, "weight_kg": row.weight_kg,
-            "baseline_phq9": row.baseline_phq9, "time_zone": row.time_zone,
-            "rems_enrollment_id": row.rems_enrollment_id,
-            "rems_enrolled_on": row.rems_enrolled_at.isoformat() if row.rems_enrolled_at else None,
-            "eligible": row.intake_status == "approved" and row.treatment_consent != "withdrawn"}
-
-
-def plan_view(record: TreatmentPlan) -> dict:
-    return {"plan_id": record.plan_id, "patient_id": record.patient_id, "route": record.route,
-            "drug": record.drug, "indication": record.indication, "mg_per_kg": record.mg_per_kg,
-            "fixed_dose_mg": record.fixed_dose_mg, "max_dose_mg": record.max_dose_mg,
-            "induction_sessions": record.induction_sessions, "min_hours_apart": record.min_hours_apart,
-            "maintenance_interval_days": record.maintenance_interval_days, "baseline_phq9": record.baseline_phq9,
-            "status": record.status, "course_completed_at": iso(record.course_completed_at),
-            "created_by": record.created_by, "created_at": iso(record.created_at),
-            "updated_by": record.updated_by, "updated_at": iso(record.updated_at)}
-
-
-def appointment_view(record: Appointment) -> dict:
-    return {"appointment_id": record.appointment_id, "plan_id": record.plan_id, "patient_id": record.patient_id,
-            "kind": record.kind, "sequence": record.sequence, "route": record.route,
-            "starts_at": iso(record.starts_at), "ends_at": iso(record.ends_at), "chair_id": record.chair_id,
-            "clinician_id": record.clinician_id, "status": record.status, "cancelled_at": iso(record.cancelled_at),
-            "late_cancellation": record.late_cancellation, "cancelled_by_role": record.cancelled_by_role}
-
-
-def reading_view(reading: VitalsReading) -> dict:
-    return {"reading_id": reading.reading_id, "recorded_at": iso(reading.recorded_at), **measures(reading),
-            "alerts": reading.alerts}
-
-
-def side_effect_view(entry: SideEffect) -> dict:
-    return {"side_effect_id": entry.side_effect_id, "effect": entry.effect, "severity": entry.severity,
-            "serious": entry.serious, "intervention": entry.intervention, "recorded_at": iso(entry.recorded_at),
-            "recorded_by": entry.recorded_by}
-
-
-def addendum_view(entry: Addendum) -> dict:
-    return {"addendum_id": entry.addendum_id, "author": entry.author, "text": entry.text,
-            "written_at": iso(entry.written_at)}
-
-
-def form_view(form: MonitoringForm, today: date) -> dict:
-    return {"form_id": form.form_id, "session_id": form.session_id, "patient_id": form.patient_id,
-            "session_date": form.session_date.isoformat(), "due_on": form.due_on.isoformat(),
-            "overdue": form.submitted_at is None and form.due_on < today,
-            "submitted_at": iso(form.submitted_at), "submitted_by": form.submitted_by,
-            "confirmation": form.confirmation, "content": form.content}
