@@ -84,7 +84,7 @@ def dead_letter_queue_depth(amqp_uri: str, timeout: float = 2.0) -> int:
     answer (a metric must not fail a scrape)."""
     try:
         with Connection(amqp_uri, connect_timeout=timeout) as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
+            connection.ensure_connection(max_retries=1, interval_start=0.2, timeout=timeout)
             channel = connection.channel()
             try:
                 _, depth, _ = dead_letter_queue(channel).queue_declare(passive=True)

@@ -54,7 +54,7 @@ def json_response(status: int, body, content_type: str = "application/json") -> 
 def broker_reachable(amqp_uri: str, timeout: float = 2.0) -> bool:
     try:
         with Connection(amqp_uri, connect_timeout=timeout) as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
+            connection.ensure_connection(max_retries=1, interval_start=0.2, timeout=timeout)
         return True
     except Exception:
         return False
