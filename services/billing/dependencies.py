@@ -78,10 +78,11 @@ class FeeScheduleLoader(DependencyProvider):
         currency = domain.BillingRules.from_config(section).currency
         if any(row["currency"] != currency for row in self.rows):
             raise ValueError(f"the fee schedule {path.name} is not in the clinic's currency {currency}")
-        self.url = database_url(self.container.config, self.container.service_name)
 
     def start(self):
-        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        # Resolved at start, not setup: extensions are set up concurrently.
+        url = database_url(self.container.config, self.container.service_name)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
             added = load_fee_schedule(engine, self.rows)
         finally:

@@ -14,7 +14,6 @@ from pathlib import Path
 import jinja2
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, NotFound, ValidationFailed, field_error
@@ -23,7 +22,9 @@ from common.handlers import consumes, rpc
 from common.service import ClinicService
 from common.validation import parse, validation_failed
 from services.billing import domain, schemas
-from services.billing.dependencies import BillingSettings, FeeScheduleLoader, billing_timer
+from services.billing.dependencies import (
+    BillingSettings, FeeScheduleLoader, billing_timer, insert_ignoring_duplicates,
+)
 from services.billing.models import (
     BillingPatient, Charge, FeePrice, IdempotentRequest, Invoice, InvoiceCounter, InvoiceLine,
     OverdueNotice, Package, PackageUse, Payment, Refund, new_id,
@@ -508,14 +509,13 @@ class BillingService(ClinicService):
             record.diagnoses_as_of = event.occurred_at
 
     def _patient_copy(self, session, patient_id: str) -> BillingPatient:
-        record = session.get(BillingPatient, patient_id, with_for_update=True)
-        if record is None:
-            # A race with another replica creating it fails the insert; the
-            # handler's retry then finds the row.
-            record = BillingPatient(patient_id=patient_id, facts_as_of=NEVER, diagnosis_codes=[])
-            session.add(record)
-            session.flush()
-        return record
+        # Created if missing without failing when another replica creates it
+        # at the same moment, then locked so facts are compared one at a time.
+        session.execute(insert_ignoring_duplicates(session.bind.dialect.name, BillingPatient.__table__)
+                        .values(patient_id=patient_id, facts_as_of=NEVER, diagnosis_codes=[])
+                        .on_conflict_do_nothing(index_elements=["patient_id"]))
+        return session.execute(sa.select(BillingPatient).where(BillingPatient.patient_id == patient_id)
+                               .with_for_update().execution_options(populate_existing=True)).scalar_one()
 
     def _already_charged(self, session, source: str, source_ref: str) -> bool:
         return session.execute(sa.select(Charge.charge_id).where(
@@ -579,9 +579,9 @@ class BillingService(ClinicService):
             package.status = domain.PackageStatus.ACTIVE.value
 
     def _next_invoice_number(self, session, clinic_id: str) -> int:
-        insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(InvoiceCounter)
-        session.execute(insert.values(clinic_id=clinic_id, last_number=0).on_conflict_do_nothing(
-            index_elements=["clinic_id"]))
+        session.execute(insert_ignoring_duplicates(session.bind.dialect.name, InvoiceCounter.__table__)
+                        .values(clinic_id=clinic_id, last_number=0)
+                        .on_conflict_do_nothing(index_elements=["clinic_id"]))
         counter = session.execute(sa.select(InvoiceCounter).where(InvoiceCounter.clinic_id == clinic_id)
                                   .with_for_update().execution_options(populate_existing=True)).scalar_one()
         counter.last_number += 1
