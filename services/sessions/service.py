@@ -403,6 +403,8 @@ class SessionsService(ClinicService):
             missing = domain.missing_checklist_items(checklist_facts(record))
             if missing:
                 raise Conflict("the check-in checklist is incomplete: " + ", ".join(missing), {"missing": missing})
+            if started_at < aware(record.checked_in_at):
+                raise field_error("started_at", "must not be before the patient checked in")
             self._check_eligible(uow.session, record.patient_id, record.route)
             plan = self._plan(uow.session, record.plan_id)
             record.dose_mg = domain.compute_dose_mg(

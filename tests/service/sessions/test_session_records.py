@@ -1,0 +1,199 @@
+"""Check-in, dosing, vitals and alerts, discharge, abort, signing and
+addenda, REMS monitoring forms and course outcomes, through the entrypoints."""
+from datetime import datetime, timedelta
+
+import pytest
+
+from common.errors import Conflict, Forbidden, ValidationFailed
+from tests.support.sessions import (
+    BASELINE, CHECKLIST, DISCHARGE, FRONT_DESK, IV_PLAN, clinic_monday, clinic_time, iso,
+)
+
+MONDAY = clinic_monday()
+
+
+@pytest.fixture
+def book(call, patient_id, chairs, clinicians):
+    def book(plan_changes=None, hour=9):
+        plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id, **(plan_changes or {})})
+        return call("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(MONDAY, hour)),
+                                         "chair_id": chairs[0], "clinician_id": clinicians[0]})
+    return book
+
+
+@pytest.fixture
+def appointment(book):
+    return book()
+
+
+def test_the_checklist_must_be_complete_before_start(call, appointment, count):
+    session = call("check_in", appointment["appointment_id"], {"fasting_confirmed": True, "weight_kg": 70})
+    assert session["checklist"]["missing"] == ["escort_confirmed", "baseline_vitals", "pre_session_score"]
+    with pytest.raises(Conflict, match="checklist is incomplete") as caught:
+        call("start_session", session["session_id"], {"lot_number": "LOT-1"})
+    assert caught.value.details["missing"] == ["escort_confirmed", "baseline_vitals", "pre_session_score"]
+    assert count("outbox", "event_type = 'session.started'") == 0
+    updated = call("update_checklist", session["session_id"],
+                   {"escort_confirmed": True, "baseline_vitals": BASELINE, "mood_score": 4}, actor=FRONT_DESK)
+    assert updated["checklist"]["missing"] == []
+    started = call("start_session", session["session_id"], {"lot_number": "LOT-1"})
+    assert (started["status"], started["dose_mg"], started["drug"]) == ("in_progress", 35.0, "ketamine")
+    with pytest.raises(Conflict):
+        call("check_in", appointment["appointment_id"], CHECKLIST)
+
+
+def test_the_dose_is_refused_above_the_plan_maximum(call, book, count):
+    appointment = book({"mg_per_kg": 1.0, "max_dose_mg": 60})
+    session = call("check_in", appointment["appointment_id"], CHECKLIST)   # 70 kg × 1 mg/kg = 70 mg
+    with pytest.raises(ValidationFailed, match="maximum") as caught:
+        call("start_session", session["session_id"], {"lot_number": "LOT-1"})
+    assert caught.value.details[0]["field"] == "dose_mg"
+    with pytest.raises(ValidationFailed, match="above the 70.0 mg"):
+        call("start_session", session["session_id"], {"lot_number": "LOT-1", "dose_mg": 75})
+    assert call("get_session", session["session_id"])["status"] == "checked_in"
+    assert call("start_session", session["session_id"], {"lot_number": "LOT-1", "dose_mg": 55})["dose_mg"] == 55.0
+
+
+def test_only_a_clinician_starts_and_bad_input_is_named(call, appointment):
+    session = call("check_in", appointment["appointment_id"], CHECKLIST)
+    with pytest.raises(Forbidden):
+        call("start_session", session["session_id"], {"lot_number": "LOT-1"}, actor=FRONT_DESK)
+    with pytest.raises(ValidationFailed) as caught:
+        call("start_session", session["session_id"], {"lot_number": ""})
+    assert caught.value.details[0]["field"] == "lot_number"
+    for vitals, field in (({"systolic": 120}, ""), ({"spo2": 120}, "spo2"), ({}, ""), ({"pulse": 80}, "pulse")):
+        with pytest.raises(ValidationFailed) as caught:
+            call("record_vitals", session["session_id"], vitals)
+        assert field in {e["field"] for e in caught.value.details}
+    with pytest.raises(ValidationFailed):
+        call("check_in", appointment["appointment_id"], {"weight_kg": 5})
+
+
+def test_a_vitals_alert_leaves_at_once_and_the_session_completes(call, appointment, events):
+    events.listen("sessions")
+    session = call("check_in", appointment["appointment_id"], CHECKLIST)
+    sid = session["session_id"]
+    call("start_session", sid, {"lot_number": "LOT-1"})
+    reading = call("record_vitals", sid, {"systolic": 184, "diastolic": 96, "heart_rate": 88, "spo2": 97})
+    assert [a["code"] for a in reading["alerts"]] == ["systolic_high"]
+    alert = events.wait_for("session.vitals_alert", timeout=2)["data"]
+    assert set(alert) == {"patient_id", "session_id", "mrn", "chair_id", "clinician_id", "recorded_at", "alerts"}
+    assert alert["alerts"] == [{"code": "systolic_high", "measure": "systolic", "value": 184, "threshold": 180}]
+    call("record_observation", sid, {"dissociation_scale": "cadss", "dissociation_score": 12})
+    call("record_side_effect", sid, {"effect": "nausea", "severity": "mild", "intervention": "ondansetron 4 mg"})
+    with pytest.raises(Conflict, match="systolic"):
+        call("complete_session", sid, DISCHARGE)
+    call("record_vitals", sid, {"systolic": 128, "diastolic": 80, "heart_rate": 76, "spo2": 98})
+    with pytest.raises(Conflict, match="escort_not_present"):
+        call("complete_session", sid, {**DISCHARGE, "escort_present": False})
+    with pytest.raises(ValidationFailed) as caught:
+        call("complete_session", sid, {**DISCHARGE, "no_driving_advised": False})
+    assert caught.value.details[0]["field"] == "no_driving_advised"
+    done = call("complete_session", sid, DISCHARGE)
+    assert done["status"] == "completed"
+    completed = events.wait_for("session.completed")["data"]
+    assert set(completed) == {"patient_id", "session_id", "appointment_id", "plan_id", "route", "drug", "dose_mg",
+                              "started_at", "ended_at", "duration_minutes", "date_of_service", "clinician_id",
+                              "sequence"}
+    assert (completed["route"], completed["drug"], completed["dose_mg"], completed["sequence"]) == (
+        "iv_infusion", "ketamine", 35.0, 1)
+    assert "intervention" not in str(completed)
+    assert call("get_appointment", appointment["appointment_id"])["status"] == "completed"
+
+
+def test_signed_records_are_locked_and_amended_by_addenda(call, appointment):
+    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    call("start_session", sid, {"lot_number": "LOT-1"})
+    call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
+    call("complete_session", sid, DISCHARGE)
+    with pytest.raises(Conflict, match="dissociation_score") as caught:
+        call("sign_session", sid)
+    assert caught.value.details["missing"] == ["dissociation_score"]
+    with pytest.raises(Conflict, match="cannot be recorded on"):
+        call("record_observation", sid, {"dissociation_scale": "0-10", "dissociation_score": 3})
+    with pytest.raises(Conflict, match="not signed"):
+        call("add_addendum", sid, {"text": "late entry"})
+
+
+def test_sign_then_addendum(call, appointment):
+    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    call("start_session", sid, {"lot_number": "LOT-1"})
+    call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
+    call("record_observation", sid, {"dissociation_scale": "0-10", "dissociation_score": 3})
+    call("complete_session", sid, DISCHARGE)
+    with pytest.raises(Forbidden):
+        call("sign_session", sid, actor=FRONT_DESK)
+    signed = call("sign_session", sid)
+    assert signed["signed_by"] == "dr.who (clinician)"
+    with pytest.raises(Conflict, match="already signed"):
+        call("sign_session", sid)
+    with pytest.raises(Conflict, match="addendum"):
+        call("record_side_effect", sid, {"effect": "headache", "severity": "mild"})
+    call("add_addendum", sid, {"text": "Patient called next day: headache resolved."})
+    view = call("get_session", sid)
+    assert [(a["author"], a["text"][:7]) for a in view["addenda"]] == [("dr.who (clinician)", "Patient")]
+
+
+def test_abort_before_and_after_start(call, book, events):
+    events.listen("sessions")
+    first = call("check_in", book(hour=9)["appointment_id"], {**CHECKLIST, "fasting_confirmed": False})
+    call("abort_session", first["session_id"], {"reason_code": "checklist_incomplete", "note": "ate breakfast"})
+    aborted = events.wait_for("session.aborted")["data"]
+    assert (aborted["dose_mg"], aborted["started_at"], aborted["duration_minutes"], aborted["reason_code"]) == (
+        None, None, None, "checklist_incomplete")
+    assert "note" not in aborted and "ate breakfast" not in str(aborted)
+    with pytest.raises(Conflict):
+        call("start_session", first["session_id"], {"lot_number": "LOT-1"})
+    with pytest.raises(ValidationFailed):
+        call("abort_session", first["session_id"], {"reason_code": "bored"})
+
+
+def test_esketamine_rems_monitoring_and_the_overdue_form(call, patient_id, chairs, clinicians, execute):
+    call("record_rems_enrollment", patient_id, {"enrollment_id": "REMS-1", "enrolled_on": "2026-11-01"})
+    plan = call("create_plan", {"patient_id": patient_id, "route": "intranasal_esketamine",
+                                "indication": "major_depressive_disorder", "fixed_dose_mg": 84})
+    appointment = call("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(MONDAY, 9)),
+                                            "chair_id": chairs[0], "clinician_id": clinicians[0]})
+    assert appointment["ends_at"] == iso(clinic_time(MONDAY, 11))   # two-hour observation
+    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    started = call("start_session", sid, {"lot_number": "SPR-9"})
+    assert started["dose_mg"] == 84.0
+    # Charted as the session went: move the clock back two hours and a bit.
+    for table, column in (("session_records", "checked_in_at"), ("session_records", "started_at"),
+                          ("vitals_readings", "recorded_at")):
+        execute(f"UPDATE {table} SET {column} = {column} - interval '130 minutes' WHERE session_id = :sid", sid=sid)
+    dosed = call("get_session", sid)["started_at"]
+    dosed_at = datetime.fromisoformat(dosed.replace("Z", "+00:00"))
+    call("record_vitals", sid, {"systolic": 130, "diastolic": 82, "heart_rate": 80, "spo2": 97,
+                                "recorded_at": iso(dosed_at + timedelta(minutes=40))})
+    with pytest.raises(Conflict, match="blood_pressure_before_discharge_missing"):
+        call("complete_session", sid, DISCHARGE)
+    call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
+    call("record_observation", sid, {"dissociation_scale": "cadss", "dissociation_score": 8, "sedation_checked": True})
+    done = call("complete_session", sid, DISCHARGE)
+    assert done["monitoring_form_id"]
+    assert call("list_monitoring_forms")["total"] == 0   # not yet due
+    later = (MONDAY + timedelta(days=30)).isoformat()
+    overdue = call("list_monitoring_forms", True, later)
+    assert overdue["total"] == 1
+    form = overdue["items"][0]
+    assert (form["overdue"], form["content"]["dose_mg"], form["content"]["lot_number"]) == (True, 84.0, "SPR-9")
+    assert form["content"]["monitoring_minutes"] >= 120
+    call("submit_monitoring_form", form["form_id"], {"confirmation": "PMF-77"})
+    assert call("list_monitoring_forms", True, later)["total"] == 0
+    call("sign_session", sid)
+
+
+def test_course_completion_reports_response_and_remission(call, book, events):
+    events.listen("sessions")
+    appointment = book({"induction_sessions": 1})
+    sid = call("check_in", appointment["appointment_id"], {**CHECKLIST, "pre_phq9": 12})["session_id"]
+    call("start_session", sid, {"lot_number": "LOT-1"})
+    call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
+    call("complete_session", sid, DISCHARGE)
+    course = events.wait_for("course.completed")["data"]
+    assert course == {"patient_id": course["patient_id"], "plan_id": appointment["plan_id"], "sessions_completed": 1,
+                      "baseline_phq9": 20, "final_phq9": 12, "change_percent": -40.0, "response": False,
+                      "remission": False}
+    summary = call("record_phq9", appointment["plan_id"], {"total": 4})
+    assert (summary["final_phq9"], summary["response"], summary["remission"]) == (4, True, True)
