@@ -1,0 +1,230 @@
+"""Notifications through its event handlers and RPC methods, on the real
+broker and PostgreSQL. Delivery is switched off here (the scheduler's first
+sweep is an hour away) so each test sees exactly what was queued; delivery
+to real servers is in tests/integration/test_notifications_delivery.py."""
+import uuid
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+
+from common.errors import Conflict, NotFound, ValidationFailed
+from services.notifications.service import NotificationsService
+from tests.support.events import publish_event, republish
+from tests.support.notifications import appointment_facts, iso_in, register_patient
+
+NO_QUIET_HOURS = {"QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00"}
+
+
+@pytest.fixture
+def start_notifications(start_service):
+    def start(**section):
+        return start_service(NotificationsService, NOTIFICATIONS={
+            "SCHEDULER_INTERVAL": 3600, **NO_QUIET_HOURS, **section})
+    return start
+
+
+@pytest.fixture
+def notifications(start_notifications):
+    return start_notifications()
+
+
+@pytest.fixture
+def amqp(clinic_config):
+    return clinic_config["AMQP_URI"]
+
+
+@pytest.fixture
+def call(notifications):
+    def call(method, *args):
+        with entrypoint_hook(notifications, method, context_data={"actor": "frontdesk (front_desk)"}) as hook:
+            return hook(*args)
+    return call
+
+
+def deliver(container, handler, amqp, producer, event_type, data, **kw):
+    with entrypoint_waiter(container, handler, timeout=10):
+        return publish_event(amqp, producer, event_type, data, **kw)
+
+
+def patient(container, amqp, consents=("email", "sms"), **facts):
+    pid = str(uuid.uuid4())
+    with entrypoint_waiter(container, "on_patient_registered", timeout=10):
+        register_patient(amqp, pid, consents=(), **facts)
+    for kind in consents:
+        deliver(container, "on_consent_recorded", amqp, "intake", "consent.recorded",
+                {"patient_id": pid, "consent_id": f"c-{kind}", "kind": kind, "status": "granted",
+                 "effective_at": iso_in(0)})
+    return pid
+
+
+def messages(call, **criteria):
+    return call("list_messages", {"limit": 100, **criteria})["items"]
+
+
+def keys(items):
+    return sorted(m["dedupe_key"].split(":", 1)[1] if "@" not in m["dedupe_key"] else
+                  m["dedupe_key"].split("/", 1)[-1] for m in items)
+
+
+def test_consents_build_the_read_model_and_each_queues_one_welcome(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    prefs = call("get_preferences", pid)
+    assert prefs["email"] == {"consented": True, "enabled": True, "address_on_record": True}
+    assert prefs["sms"]["consented"] and prefs["time_zone"] == "America/Los_Angeles"
+    welcome = messages(call, patient_id=pid)
+    assert sorted((m["kind"], m["channel"], m["status"]) for m in welcome) == [
+        ("welcome", "email", "queued"), ("welcome", "sms", "queued")]
+    # Re-confirming a consent does not welcome the patient again.
+    deliver(notifications, "on_consent_recorded", amqp, "intake", "consent.recorded",
+            {"patient_id": pid, "consent_id": "c-email", "kind": "email", "status": "granted", "effective_at": iso_in(0)})
+    assert len(messages(call, patient_id=pid)) == 2
+
+
+def test_the_newest_consent_fact_wins_whatever_the_arrival_order(notifications, amqp, call):
+    pid = patient(notifications, amqp, consents=())
+    deliver(notifications, "on_consent_recorded", amqp, "intake", "consent.recorded",
+            {"patient_id": pid, "consent_id": "c1", "kind": "sms", "status": "withdrawn", "effective_at": iso_in(0)},
+            occurred_at=iso_in(0))
+    deliver(notifications, "on_consent_recorded", amqp, "intake", "consent.recorded",
+            {"patient_id": pid, "consent_id": "c1", "kind": "sms", "status": "granted", "effective_at": iso_in(-60)},
+            occurred_at=iso_in(-60))
+    assert call("get_preferences", pid)["sms"]["consented"] is False
+    assert messages(call, patient_id=pid) == []
+
+
+def test_an_older_patient_update_does_not_overwrite_a_newer_one(notifications, amqp, call, databases):
+    pid = patient(notifications, amqp)
+    deliver(notifications, "on_patient_updated", amqp, "intake", "patient.updated",
+            {"patient_id": pid, "mrn": "MRN0000042", "given_name": "Ana", "phone": None, "email": "old@example.com",
+             "time_zone": "America/Chicago", "changed": ["email"]}, occurred_at=iso_in(-3600))
+    assert call("get_preferences", pid)["time_zone"] == "America/Los_Angeles"
+
+
+def test_scheduling_queues_a_confirmation_and_reminders_once_even_if_delivered_twice(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    data = appointment_facts(pid, "appt-1", starts_in_seconds=3 * 86400)
+    body = deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled", data)
+    with entrypoint_waiter(notifications, "on_appointment_scheduled", timeout=10):
+        republish(amqp, body)
+    # The same facts under a new event id (a replay by the producer) add nothing either.
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled", data)
+    queued = messages(call, appointment_id="appt-1")
+    assert sorted((m["kind"], m["channel"]) for m in queued) == [
+        ("appointment_confirmation", "email"), ("appointment_confirmation", "sms"),
+        ("appointment_reminder", "email"), ("appointment_reminder", "email"),
+        ("appointment_reminder", "sms"), ("appointment_reminder", "sms")]
+    starts = datetime.fromisoformat(data["starts_at"].replace("Z", "+00:00"))
+    due = sorted({m["due_at"] for m in queued if m["kind"] == "appointment_reminder"})
+    assert due == [(starts - timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (48, 2)]
+
+
+def test_cancelling_cancels_the_reminders_and_tells_the_patient(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    data = appointment_facts(pid, "appt-2", starts_in_seconds=3 * 86400)
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled", data)
+    deliver(notifications, "on_appointment_cancelled", amqp, "sessions", "appointment.cancelled", {
+        "patient_id": pid, "appointment_id": "appt-2", "starts_at": data["starts_at"], "cancelled_at": iso_in(0),
+        "late": False, "cancelled_by_role": "front_desk"})
+    by_kind = {}
+    for m in messages(call, appointment_id="appt-2"):
+        by_kind.setdefault(m["kind"], set()).add(m["status"])
+    assert by_kind == {"appointment_confirmation": {"cancelled"}, "appointment_reminder": {"cancelled"},
+                       "appointment_cancelled": {"queued"}}
+    reminder = next(m for m in messages(call, appointment_id="appt-2") if m["kind"] == "appointment_reminder")
+    assert [e["status"] for e in call("get_message", reminder["notification_id"])["log"]] == ["queued", "cancelled"]
+
+
+def test_a_cancellation_arriving_before_the_booking_leaves_nothing_to_send(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    data = appointment_facts(pid, "appt-3", starts_in_seconds=3 * 86400)
+    deliver(notifications, "on_appointment_cancelled", amqp, "sessions", "appointment.cancelled", {
+        "patient_id": pid, "appointment_id": "appt-3", "starts_at": data["starts_at"], "cancelled_at": iso_in(0),
+        "late": False, "cancelled_by_role": "front_desk"}, occurred_at=iso_in(0))
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled", data,
+            occurred_at=iso_in(-60))
+    assert {m["kind"] for m in messages(call, appointment_id="appt-3")} == {"appointment_cancelled"}
+
+
+def test_moving_an_appointment_moves_its_reminders(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    data = appointment_facts(pid, "appt-4", starts_in_seconds=3 * 86400)
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled", data)
+    new_start = iso_in(4 * 86400)
+    deliver(notifications, "on_appointment_rescheduled", amqp, "sessions", "appointment.rescheduled", {
+        **{k: data[k] for k in ("patient_id", "appointment_id", "route", "chair_id", "clinician_id")},
+        "previous_starts_at": data["starts_at"], "starts_at": new_start, "ends_at": iso_in(4 * 86400 + 3600)})
+    live = [m for m in messages(call, appointment_id="appt-4") if m["status"] == "queued"]
+    assert sorted(m["kind"] for m in live) == ["appointment_moved"] * 2 + ["appointment_reminder"] * 4
+    assert all(new_start in m["dedupe_key"] for m in live)
+    old = [m for m in messages(call, appointment_id="appt-4") if m["status"] == "cancelled"]
+    assert len(old) == 6 and all(data["starts_at"] in m["dedupe_key"] or m["kind"] == "appointment_confirmation"
+                                 for m in old)
+
+
+def test_a_patient_message_due_at_night_waits_for_the_local_morning(start_notifications, amqp):
+    container = start_notifications(QUIET_HOURS_START="21:00", QUIET_HOURS_END="08:00")
+    # A fixed-offset zone where it is 02:00-ish now, whenever the test runs.
+    now = datetime.now(timezone.utc)
+    shift = (2 - now.hour) % 24  # hours to add to UTC to get 02:xx
+    shift = shift - 24 if shift > 12 else shift
+    zone = f"Etc/GMT{'-' if shift >= 0 else '+'}{abs(shift)}"  # Etc/ signs are inverted
+    pid = patient(container, amqp, time_zone=zone)
+    with entrypoint_hook(container, "list_messages") as hook:
+        welcome = hook({"patient_id": pid})["items"]
+    local_due = [datetime.fromisoformat(m["due_at"].replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+                 for m in welcome]
+    assert len(local_due) == 2 and all((d.hour, d.minute) == (8, 0) for d in local_due)
+    assert all(d - now.astimezone(ZoneInfo(zone)) < timedelta(hours=7) for d in local_due)
+
+
+def test_staff_alerts_are_queued_urgent_by_mrn(start_notifications, amqp):
+    container = start_notifications(STAFF_ALERT_EMAILS=["oncall@clinic.example"],
+                                    STAFF_WEBHOOK={"url": "http://127.0.0.1:9/pager", "secret": "p"})
+    data = {"patient_id": "p-9", "mrn": "MRN0000009", "flags": ["phq9_self_harm_thoughts"], "instrument": "phq9",
+            "band": "severe", "response_id": "resp-9"}
+    body = deliver(container, "on_patient_risk_flagged", amqp, "intake", "patient.risk_flagged", data)
+    with entrypoint_waiter(container, "on_patient_risk_flagged", timeout=10):
+        republish(amqp, body)
+    with entrypoint_hook(container, "list_messages") as hook:
+        alerts = hook({"kind": "staff_risk_alert"})["items"]
+    assert sorted(m["channel"] for m in alerts) == ["staff_email", "staff_webhook"]
+    assert all(m["urgent"] and m["recipient"] == "staff" for m in alerts)
+
+
+def test_preferences_are_validated_and_patients_must_be_known(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    assert call("set_preferences", pid, {"sms": False})["sms"] == {
+        "consented": True, "enabled": False, "address_on_record": True}
+    with pytest.raises(ValidationFailed) as caught:
+        call("set_preferences", pid, {"sms": "sometimes"})
+    assert caught.value.details[0]["field"] == "sms"
+    with pytest.raises(ValidationFailed):
+        call("set_preferences", pid, {})
+    with pytest.raises(NotFound):
+        call("get_preferences", str(uuid.uuid4()))
+    with pytest.raises(ValidationFailed) as caught:
+        call("list_messages", {"status": "lost"})
+    assert caught.value.details[0]["field"] == "status"
+
+
+def test_resend_requeues_a_dead_message_and_refuses_a_sent_one(notifications, amqp, call, databases):
+    pid = patient(notifications, amqp, consents=("email",))
+    [welcome] = messages(call, patient_id=pid)
+    with databases.engine("notifications").begin() as connection:
+        connection.execute(sa.text("UPDATE messages SET status='dead', attempts=8 WHERE notification_id=:id"),
+                           {"id": welcome["notification_id"]})
+    assert [m["notification_id"] for m in call("list_dead_messages", 20, 0)["items"]] == [welcome["notification_id"]]
+    again = call("resend", welcome["notification_id"], {"urgent": True})
+    assert (again["status"], again["attempts"], again["urgent"]) == ("queued", 0, True)
+    log = call("get_message", welcome["notification_id"])["log"]
+    assert log[-1]["actor"] == "frontdesk (front_desk)" and "resend" in log[-1]["detail"]
+    with databases.engine("notifications").begin() as connection:
+        connection.execute(sa.text("UPDATE messages SET status='sent' WHERE notification_id=:id"),
+                           {"id": welcome["notification_id"]})
+    with pytest.raises(Conflict):
+        call("resend", welcome["notification_id"])
+    with pytest.raises(NotFound):
+        call("resend", str(uuid.uuid4()))
