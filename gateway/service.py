@@ -8,6 +8,7 @@ from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
 
 from gateway.http import MethodNotAllowed, RequestContext, json_response, parse_tokens, problem, problem_from
+from gateway.billing_routes import BillingRoutes
 from gateway.intake_routes import IntakeRoutes
 from gateway.openapi import document
 
@@ -23,7 +24,7 @@ class Tokens(DependencyProvider):
 ALL_METHODS = "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
 
 
-class GatewayService(IntakeRoutes):
+class GatewayService(IntakeRoutes, BillingRoutes):
     name = "gateway"
 
     config = Config()
