@@ -24,8 +24,18 @@ DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 CLINIC = Path(sys.executable).parent / "clinic"
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """SafeLoader without the ``${VAR}`` resolver nameko's config loader
+    adds to it: compose variables are read as written, not substituted
+    from this process's environment."""
+
+
 def compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    _ComposeLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(COMPOSE_FILE.read_text(), Loader=_ComposeLoader)
 
 
 def dockerfile_instruction(name: str) -> list[str]:
