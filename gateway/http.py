@@ -127,6 +127,10 @@ def json_response(status: int, body) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+def fhir_json(resource: dict) -> Response:
+    return Response(json.dumps(resource), status=200, mimetype="application/fhir+json")
+
+
 def read_json(request):
     raw = request.get_data(cache=True, parse_form_data=False)
     if not raw:

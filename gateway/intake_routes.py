@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from nameko.rpc import RpcProxy
 
-from gateway.http import api, page_args, signed_by
+from gateway.http import api, fhir_json, page_args, signed_by
 from services.intake import schemas
 
 FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
@@ -99,6 +99,11 @@ class IntakeRoutes:
          summary="Decline the intake at the initial consultation", tag="intake", body=schemas.DeclineInput)
     def decline_intake(self, request, user, payload, patient_id):
         return self.intake.decline_intake(patient_id, signed_by(payload, user))
+
+    @api("GET", "/api/v1/patients/{patient_id}/fhir", roles=CLINICIANS,
+         summary="Export the patient's intake record as a FHIR R4 Bundle", tag="fhir")
+    def export_fhir(self, request, user, payload, patient_id):
+        return fhir_json(self.intake.export_fhir(patient_id))
 
     @api("GET", "/api/v1/patients/{patient_id}/intake", roles=ANY_STAFF,
          summary="Read where the intake stands", tag="intake")

@@ -12,7 +12,7 @@ from common.events import utcnow
 from common.handlers import rpc
 from common.service import ClinicService
 from common.validation import parse
-from services.intake import domain, schemas
+from services.intake import domain, fhir, schemas
 from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
 )
@@ -314,6 +314,19 @@ class IntakeService(ClinicService):
                 view["screening"] = screening_view(uow.session.get(Screening, record.intake.screening_id))
             view["scores"] = self._score_facts(uow.session, record)
             return view
+
+    @rpc
+    def export_fhir(self, patient_id):
+        """A FHIR R4 Bundle (collection) of the patient, questionnaire
+        responses and their score observations."""
+        with self.db.unit_of_work() as uow:
+            record = self._patient(uow.session, patient_id)
+            self._audit(uow, record, "fhir_export")
+            responses = uow.session.execute(
+                sa.select(QuestionnaireResponse).where(QuestionnaireResponse.patient_number == record.number)
+                .order_by(QuestionnaireResponse.completed_at)
+            ).scalars().all()
+            return fhir.patient_bundle(record, responses)
 
     # ----------------------------------------------------------------- helpers
 
