@@ -186,3 +186,23 @@ def test_day_view_and_free_slots(call, plan, chairs, clinicians):
 def test_unknown_appointment(call):
     with pytest.raises(NotFound):
         call("cancel_appointment", str(uuid.uuid4()))
+
+
+def test_the_database_refuses_a_double_booking_the_python_check_missed(call, plan, chairs, clinicians, deliver,
+                                                                       count):
+    """What a race looks like: both requests passed the friendly check
+    before either committed. The slot table's unique key still holds."""
+    from unittest import mock
+
+    from services.sessions.service import SessionsService
+    from tests.support.sessions import approval_data
+
+    other = approval_data()
+    deliver("intake.approved", other, "on_intake_approved")
+    other_plan = call("create_plan", {**IV_PLAN, "patient_id": other["patient_id"]})
+    call("book_appointment", booking(plan, chairs[0], clinicians[0]))
+    with mock.patch.object(SessionsService, "_conflicts", return_value=[]):
+        with pytest.raises(Conflict, match="by another request"):
+            call("book_appointment", booking(other_plan, chairs[0], clinicians[1], minute=30))
+    assert count("appointments") == 1
+    assert count("outbox", "event_type = 'appointment.scheduled'") == 1
