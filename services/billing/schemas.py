@@ -38,6 +38,13 @@ class ChargeInput(Schema):
     date_of_service: date
     clinician_id: str | None = Field(default=None, max_length=120)
 
+    @field_validator("date_of_service")
+    @classmethod
+    def _not_in_the_future(cls, value: date) -> date:
+        if value > datetime.now(timezone.utc).date():
+            raise ValueError("must not be in the future")
+        return value
+
 
 class VoidInput(Schema):
     reason: str = Field(min_length=3, max_length=500)
@@ -165,7 +172,8 @@ class MissedAppointmentFacts(EventFacts):
     appointment_id: str
     patient_id: str
     starts_at: datetime
-    late: bool = True
+    # Only a cancellation flagged late is charged.
+    late: bool = False
 
 
 # ------------------------------------------------------------------ views

@@ -158,6 +158,20 @@ def test_bad_payments_get_clear_errors_and_write_nothing(billing, call, database
     assert counts(databases) == before
 
 
+@pytest.mark.parametrize("charge, field", [
+    ({"code": "99999", "date_of_service": "2026-11-20"}, "code"),
+    ({"code": "PKG-IV6", "date_of_service": "2026-11-20"}, "code"),
+    ({"code": "99214", "date_of_service": "2999-01-01"}, "date_of_service"),
+    ({"code": "99214", "date_of_service": "2026-11-20", "units": 0}, "units"),
+    ({"code": "99214", "date_of_service": "2026-11-20", "price_cents": 1}, "price_cents"),
+])
+def test_bad_charges_are_named_and_not_written(billing, call, databases, charge, field):
+    with pytest.raises(ValidationFailed) as caught:
+        call("add_charge", new_id(), charge)
+    assert field in {e["field"] for e in caught.value.details}
+    assert scalar(databases, "SELECT count(*) FROM charges") == 0
+
+
 def test_unknown_and_void_invoices_and_refunds_above_what_was_paid(billing, call, databases):
     with pytest.raises(NotFound):
         call("record_payment", new_id(), {"amount_cents": 100, "method": "cash"})
