@@ -239,6 +239,8 @@ class BillingService(ClinicService):
                 self._apply_payment(uow, invoice, Payment(
                     amount_cents=amount, method=domain.PaymentMethod.PACKAGE_CREDIT.value, package_id=package_id,
                     reference=f"package {package_id}", received_at=now, recorded_by=self.db.actor))
+            # Nothing left to pay (e.g. only zero-priced lines): paid at issue.
+            self._settle(uow, invoice)
             log.info("invoice %s issued with %d line(s)", invoice.invoice_id, len(charges))
             return self._invoice_view(session, invoice)
 
@@ -334,7 +336,7 @@ class BillingService(ClinicService):
             domain.check_refund(domain.PaymentMethod(record.method), record.amount_cents, record.refunded_cents,
                                 given.amount_cents)
             issued = self._issue_refund(uow, invoice, record, given.amount_cents, given.reason)
-            self._settle_status(invoice)
+            self._settle(uow, invoice)
             return {"refund": schemas.refund_view(issued), "invoice": schemas.invoice_summary(invoice)}
 
         return self._once("refund_payment", key, fingerprint, give_back)
@@ -439,7 +441,7 @@ class BillingService(ClinicService):
             if left:
                 raise Conflict("the package's payments do not cover the refund; refund them by hand")
             invoice.adjustment_cents += amount
-            self._settle_status(invoice)
+            self._settle(uow, invoice)
             package.status, package.refunded_cents, package.refunded_at = (
                 domain.PackageStatus.REFUNDED.value, amount, utcnow())
             return {"package": schemas.package_view(package), "refunds": [schemas.refund_view(r) for r in refunds]}
@@ -597,6 +599,12 @@ class BillingService(ClinicService):
             "patient_id": invoice.patient_id, "payment_id": payment.payment_id, "invoice_id": invoice.invoice_id,
             "amount_cents": payment.amount_cents, "currency": payment.currency, "method": payment.method,
             "received_at": iso(payment.received_at)})
+        self._settle(uow, invoice)
+        log.info("payment %s recorded on invoice %s", payment.payment_id, invoice.invoice_id)
+        return payment
+
+    def _settle(self, uow, invoice: Invoice) -> None:
+        """Status from the money; ``invoice.paid`` when it becomes paid."""
         was_paid = invoice.status == domain.InvoiceStatus.PAID.value
         self._settle_status(invoice)
         if invoice.status == domain.InvoiceStatus.PAID.value and not was_paid:
@@ -604,8 +612,6 @@ class BillingService(ClinicService):
                 "patient_id": invoice.patient_id, "invoice_id": invoice.invoice_id,
                 "number": invoice.display_number, "total_cents": invoice.total_cents,
                 "currency": invoice.currency, "paid_at": iso(invoice.paid_at)})
-        log.info("payment %s recorded on invoice %s", payment.payment_id, invoice.invoice_id)
-        return payment
 
     def _issue_refund(self, uow, invoice, payment, amount: int, reason: str, package_id=None) -> Refund:
         refund = Refund(payment_id=payment.payment_id, invoice_id=invoice.invoice_id, patient_id=invoice.patient_id,
