@@ -5,7 +5,7 @@ rules in ``domain`` inside one unit of work, and returns JSON-able dicts."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -305,8 +305,9 @@ class SessionsService(ClinicService):
         and clinician's names."""
         on = parse_day(day)
         hours = self._rules().hours
-        start = datetime.combine(on, datetime.min.time(), hours.zone)
-        end = start + timedelta(days=1)
+        # Midnight to midnight in the clinic's zone, as UTC (a DST day is 23 or 25 hours).
+        start = datetime.combine(on, datetime.min.time(), hours.zone).astimezone(timezone.utc)
+        end = datetime.combine(on + timedelta(days=1), datetime.min.time(), hours.zone).astimezone(timezone.utc)
         query = sa.select(Appointment).where(Appointment.starts_at >= start, Appointment.starts_at < end)
         if not include_cancelled:
             query = query.where(Appointment.status != AppointmentStatus.CANCELLED.value)
@@ -632,8 +633,8 @@ class SessionsService(ClinicService):
             session.flush()
         return row
 
-    def _check_eligible(self, session, patient_id: str, route_code: str) -> PatientEligibility:
-        row = session.get(PatientEligibility, require_id(patient_id, "patient_id"))
+    def _check_eligible(self, session, patient_id: str, route_code: str, lock: bool = False) -> PatientEligibility:
+        row = session.get(PatientEligibility, require_id(patient_id, "patient_id"), with_for_update=lock or None)
         status = row.intake_status if row else "unknown"
         if status != "approved":
             raise Conflict(f"the patient's intake is not approved (intake status: {status}); "
@@ -649,7 +650,9 @@ class SessionsService(ClinicService):
     def _check_bookable(self, session, plan: TreatmentPlan) -> None:
         if plan.status != "active":
             raise Conflict(f"the plan is {plan.status}; only an active plan takes appointments")
-        self._check_eligible(session, plan.patient_id, plan.route)
+        # Locking the patient's row serialises bookings of one patient across
+        # plans, so the 48-hour spacing check cannot be raced.
+        self._check_eligible(session, plan.patient_id, plan.route, lock=True)
 
     def _plan(self, session, plan_id, lock: bool = False) -> TreatmentPlan:
         plan = session.get(TreatmentPlan, require_id(plan_id, "plan_id"), with_for_update=lock or None)
@@ -787,6 +790,8 @@ class SessionsService(ClinicService):
             if value is not None:
                 setattr(record, name, value)
         if given.pre_phq9 is not None:
+            # A corrected pre-session score replaces the first one.
+            uow.session.execute(sa.delete(PHQ9Score).where(PHQ9Score.session_id == record.session_id))
             uow.session.add(PHQ9Score(plan_id=record.plan_id, session_id=record.session_id, total=given.pre_phq9,
                                       recorded_at=utcnow()))
         if given.baseline_vitals is not None:
