@@ -168,6 +168,27 @@ class CompletedSessionFacts(EventFacts):
         raise ValueError("duration_minutes or started_at and ended_at are needed")
 
 
+class AbortedSessionFacts(EventFacts):
+    session_id: str
+    patient_id: str
+    appointment_id: str | None = None
+    route: str
+    drug: str
+    dose_mg: float | None = None
+    started_at: datetime | None = None
+    aborted_at: datetime
+    duration_minutes: int | None = Field(default=None, ge=0)
+
+    def as_billable(self) -> CompletedSessionFacts:
+        """Billed like a completed session that ended when it was stopped,
+        dated the (UTC) day it started: the event has no date of service."""
+        return CompletedSessionFacts(
+            session_id=self.session_id, patient_id=self.patient_id, appointment_id=self.appointment_id,
+            route=self.route, drug=self.drug, dose_mg=self.dose_mg, started_at=self.started_at,
+            ended_at=self.aborted_at, duration_minutes=self.duration_minutes,
+            date_of_service=self.started_at.astimezone(timezone.utc).date())
+
+
 class MissedAppointmentFacts(EventFacts):
     appointment_id: str
     patient_id: str

@@ -78,8 +78,18 @@ class BillingService(ClinicService):
 
     @consumes("sessions", "session.completed")
     def on_session_completed(self, uow, event):
-        facts = event_facts(schemas.CompletedSessionFacts, event.data)
-        session = uow.session
+        self._charge_session(uow.session, event_facts(schemas.CompletedSessionFacts, event.data))
+
+    @consumes("sessions", "session.aborted")
+    def on_session_aborted(self, uow, event):
+        """A session stopped early is billed for what was given; one stopped
+        before dosing is not billed at all."""
+        facts = event_facts(schemas.AbortedSessionFacts, event.data)
+        if facts.dose_mg is None or facts.started_at is None:
+            return
+        self._charge_session(uow.session, facts.as_billable())
+
+    def _charge_session(self, session, facts: schemas.CompletedSessionFacts) -> None:
         # A replay under a new event id must not bill the session again.
         if self._already_charged(session, "session", facts.session_id):
             return
@@ -93,7 +103,7 @@ class BillingService(ClinicService):
         charges = self._raise_charges(
             session, facts.patient_id, lines, on=facts.date_of_service, source="session",
             source_ref=facts.session_id, appointment_id=facts.appointment_id, session_id=facts.session_id,
-            clinician_id=facts.clinician_id, actor="event:session.completed")
+            clinician_id=facts.clinician_id, actor="event:session")
         if package is not None:
             balance = package_balance(package)
             balance.consume()
@@ -108,8 +118,8 @@ class BillingService(ClinicService):
             for fee in session.execute(sa.select(Charge).where(
                     Charge.appointment_id == facts.appointment_id, Charge.source.in_(APPOINTMENT_FEES),
                     Charge.status == "open").with_for_update()).scalars():
-                fee.status, fee.voided_at, fee.voided_by = "void", utcnow(), "event:session.completed"
-                fee.void_reason = "the session for this appointment was completed"
+                fee.status, fee.voided_at, fee.voided_by = "void", utcnow(), "event:session"
+                fee.void_reason = "the session for this appointment took place"
         log.info("session %s charged: %d line(s)%s", facts.session_id, len(charges),
                  " from a package" if package is not None else "")
 

@@ -126,6 +126,22 @@ def test_a_no_show_for_a_session_that_took_place_is_not_charged(billing, call):
     assert [c["code"] for c in charges_of(call, pid, status="open")] == ["96365", "J3490"]
 
 
+def test_an_aborted_session_is_billed_for_what_was_given(billing, call):
+    pid = new_id()
+    aborted = {"patient_id": pid, "appointment_id": new_id(), "route": "iv_infusion", "drug": "ketamine",
+               "started_at": "2026-11-20T15:00:00Z", "aborted_at": "2026-11-20T15:12:00Z",
+               "reason_code": "vitals"}
+    publish(billing.config, "sessions", "session.aborted",
+            {**aborted, "session_id": new_id(), "dose_mg": 35.0, "duration_minutes": 12})
+    publish(billing.config, "sessions", "session.aborted",  # stopped before dosing: nothing to bill
+            {**aborted, "session_id": new_id(), "dose_mg": None, "started_at": None, "duration_minutes": None})
+    charges = wait_for_charges(call, pid, 2)
+    eventlet.sleep(0.3)
+    assert [(c["code"], c["units"], c["date_of_service"]) for c in charges_of(call, pid)] == [
+        ("96374", 1, "2026-11-20"), ("J3490", 35, "2026-11-20")]
+    assert len({c["session_id"] for c in charges}) == 1
+
+
 def test_a_malformed_event_is_dead_lettered_and_charges_nothing(billing, call, databases):
     from common.deadletters import list_dead_letters
 
