@@ -374,6 +374,21 @@ def rems_monitoring_problems(started_at: datetime, discharge_at: datetime, bp_ti
     return problems
 
 
+VITALS_EVERY_MINUTES = 15
+
+
+def monitoring_gaps(started_at: datetime, ended_at: datetime | None, reading_times: list[datetime],
+                    every_minutes: int = VITALS_EVERY_MINUTES) -> list[tuple[datetime, datetime]]:
+    """Stretches of the session longer than the monitoring interval with no
+    vitals reading: shown on the record for the clinician, not a hard stop."""
+    marks = [started_at] + sorted(t for t in reading_times if t > started_at
+                                  and (ended_at is None or t < ended_at))
+    if ended_at is not None:
+        marks.append(ended_at)
+    limit = timedelta(minutes=every_minutes)
+    return [(a, b) for a, b in zip(marks, marks[1:]) if b - a > limit]
+
+
 MONITORING_FORM_DAYS = 7
 
 

@@ -473,6 +473,7 @@ class SessionsService(ClinicService):
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "complete", signed=bool(record.signed_at))
+            plan = self._plan(uow.session, record.plan_id, lock=True)
             started_at = aware(record.started_at)
             stopped_at = not_future(given.stopped_at, "stopped_at")
             discharged_at = not_future(given.discharged_at, "discharged_at")
@@ -498,14 +499,19 @@ class SessionsService(ClinicService):
             record.status = SessionStatus.COMPLETED.value
             appointment = self._appointment(uow.session, record.appointment_id)
             appointment.status = AppointmentStatus.COMPLETED.value
-            plan = self._plan(uow.session, record.plan_id, lock=True)
+            uow.session.flush()
+            # The nth treatment actually given in the plan, whatever was
+            # cancelled or aborted on the way: what billing counts packages by.
+            given_so_far = uow.session.execute(sa.select(sa.func.count()).select_from(Appointment).where(
+                Appointment.plan_id == plan.plan_id,
+                Appointment.status == AppointmentStatus.COMPLETED.value)).scalar_one()
             uow.emit("session.completed", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": record.appointment_id, "plan_id": record.plan_id, "route": record.route,
                 "drug": record.drug, "dose_mg": record.dose_mg, "started_at": iso(started_at),
                 "ended_at": iso(stopped_at), "duration_minutes": domain.minutes_between(started_at, stopped_at),
                 "date_of_service": rules.hours.local_date(started_at).isoformat(),
-                "clinician_id": appointment.clinician_id, "sequence": appointment.sequence,
+                "clinician_id": appointment.clinician_id, "sequence": given_so_far,
             })
             if record.route == domain.ESKETAMINE:
                 self._open_monitoring_form(uow.session, record, readings, rules)
@@ -744,13 +750,17 @@ class SessionsService(ClinicService):
 
     def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind) -> Appointment:
         starts, ends = self._check_slot(uow.session, plan, starts_at, chair_id, clinician_id)
-        held = uow.session.execute(sa.select(sa.func.count()).select_from(Appointment).where(
-            Appointment.plan_id == plan.plan_id,
-            Appointment.status.in_([s.value for s in domain.HOLDING]))).scalar_one()
-        sequence = held + 1
+        holding = [s.value for s in domain.HOLDING]
+        # Numbered in booking order and never reused by a live appointment;
+        # a cancelled or aborted induction session leaves room for another.
+        last = uow.session.execute(sa.select(sa.func.max(Appointment.sequence)).where(
+            Appointment.plan_id == plan.plan_id, Appointment.status.in_(holding))).scalar_one()
+        inductions = uow.session.execute(sa.select(sa.func.count()).select_from(Appointment).where(
+            Appointment.plan_id == plan.plan_id, Appointment.kind == "induction",
+            Appointment.status.in_(holding))).scalar_one()
         record = Appointment(plan_id=plan.plan_id, patient_id=plan.patient_id, route=plan.route,
-                             kind=kind or ("induction" if sequence <= plan.induction_sessions else "maintenance"),
-                             sequence=sequence, starts_at=starts, ends_at=ends, chair_id=chair_id,
+                             kind=kind or ("induction" if inductions < plan.induction_sessions else "maintenance"),
+                             sequence=(last or 0) + 1, starts_at=starts, ends_at=ends, chair_id=chair_id,
                              clinician_id=clinician_id, booked_by=self.db.actor)
         uow.session.add(record)
         self._hold(uow.session, record)
@@ -901,6 +911,10 @@ class SessionsService(ClinicService):
             "started_at": iso(record.started_at), "ended_at": iso(record.ended_at),
             "duration_minutes": domain.minutes_between(aware(record.started_at), aware(record.ended_at)),
             "vitals": [reading_view(r) for r in readings],
+            "monitoring_gaps": [{"from": iso(a), "to": iso(b), "minutes": domain.minutes_between(a, b)}
+                                for a, b in domain.monitoring_gaps(
+                                    aware(record.started_at), aware(record.ended_at),
+                                    [aware(r.recorded_at) for r in readings])] if record.started_at else [],
             "dissociation": {"scale": record.dissociation_scale, "score": record.dissociation_score},
             "sedation_checked": record.sedation_checked,
             "side_effects": [side_effect_view(e) for e in effects],

@@ -197,3 +197,27 @@ def test_course_completion_reports_response_and_remission(call, book, events):
                       "remission": False}
     summary = call("record_phq9", appointment["plan_id"], {"total": 4})
     assert (summary["final_phq9"], summary["response"], summary["remission"]) == (4, True, True)
+
+
+def test_an_aborted_induction_session_is_replaced_and_completions_count_given_sessions(
+        call, patient_id, chairs, clinicians, events):
+    events.listen("sessions")
+    plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id, "induction_sessions": 2})
+
+    def book(days):
+        return call("book_appointment", {"plan_id": plan["plan_id"], "chair_id": chairs[0],
+                                         "clinician_id": clinicians[0],
+                                         "starts_at": iso(clinic_time(MONDAY + timedelta(days=days), 9))})
+
+    first, second = book(0), book(2)
+    aborted = call("check_in", first["appointment_id"], CHECKLIST)["session_id"]
+    call("abort_session", aborted, {"reason_code": "patient_request"})
+    replacement = book(4)
+    assert (replacement["kind"], replacement["sequence"]) == ("induction", 3)
+    assert book(7)["kind"] == "maintenance"
+    sid = call("check_in", second["appointment_id"], CHECKLIST)["session_id"]
+    call("start_session", sid, {"lot_number": "LOT-1"})
+    call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
+    call("complete_session", sid, DISCHARGE)
+    assert events.wait_for("session.completed")["data"]["sequence"] == 1
+    assert events.events("course.completed") == []

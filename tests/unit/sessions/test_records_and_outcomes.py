@@ -5,7 +5,7 @@ import pytest
 from common.errors import Conflict
 from services.sessions.domain import (
     SessionStatus, check_session_move, course_outcome, minutes_between, missing_checklist_items,
-    missing_for_signature, monitoring_form_due, rems_monitoring_problems,
+    missing_for_signature, monitoring_form_due, monitoring_gaps, rems_monitoring_problems,
 )
 
 COMPLETE_CHECKLIST = {"fasting_confirmed": True, "escort_confirmed": True, "weight_kg": 70,
@@ -128,3 +128,16 @@ def test_an_open_session_cannot_be_signed(status):
 def test_response_and_remission(baseline, final, change, response, remission):
     outcome = course_outcome(baseline, final)
     assert (outcome.change_percent, outcome.response, outcome.remission) == (change, response, remission)
+
+
+@pytest.mark.parametrize("readings, ended, gaps", [
+    ((15, 30, 45), 60, []),                         # every 15 minutes, to the end
+    ((15, 31), 45, [(15, 31)]),                     # 16 minutes without a reading
+    ((), 15, []),
+    ((), 16, [(0, 16)]),
+    ((-5, 10), None, []),                           # a pre-dose reading does not count; still running
+    ((10, 40), None, [(10, 40)]),
+])
+def test_gaps_in_the_15_minute_vitals_monitoring(readings, ended, gaps):
+    found = monitoring_gaps(T0, T0 + timedelta(minutes=ended) if ended is not None else None, minutes(*readings))
+    assert found == [(T0 + timedelta(minutes=a), T0 + timedelta(minutes=b)) for a, b in gaps]
