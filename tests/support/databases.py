@@ -3,6 +3,7 @@ and migrated on first use, emptied after each test, dropped at the end."""
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import sqlalchemy as sa
@@ -22,8 +23,17 @@ class TestDatabases(dict):
         self.run_id = uuid.uuid4().hex[:8]
         self.admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         self.engines: dict[str, sa.Engine] = {}
+        # Green under eventlet: two extensions of a starting container may ask
+        # for the same database at once.
+        self.creating = threading.Lock()
 
     def __missing__(self, service_name: str) -> str:
+        with self.creating:
+            if dict.__contains__(self, service_name):
+                return dict.__getitem__(self, service_name)
+            return self._create(service_name)
+
+    def _create(self, service_name: str) -> str:
         name = f"clinic_test_{service_name}_{self.run_id}"
         with self.admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
