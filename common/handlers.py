@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 5
 
 # RPC methods raise ClinicError for bad input or illegal moves: an expected
-# outcome, logged without a traceback.
-rpc = functools.partial(nameko_rpc, expected_exceptions=(ClinicError,))
+# outcome, counted as "rejected" rather than "error".
+def rpc(fn=None, **options):
+    # Not functools.partial: nameko's bare-decorator form (``@rpc`` with no
+    # call) drops keyword arguments, so expected_exceptions would be lost.
+    options.setdefault("expected_exceptions", (ClinicError,))
+    return nameko_rpc(**options) if fn is None else nameko_rpc(**options)(fn)
 
 
 def handler_queue_name(source_service: str, event_type: str, service_name: str, method_name: str) -> str:
