@@ -139,3 +139,98 @@ class ClinicProcess:
                 continue
             parsed.append(json.loads(line))
         return parsed
+
+
+_socket = eventlet.patcher.original("socket")
+_threading = eventlet.patcher.original("threading")
+
+
+class ThreadedProxy:
+    """A TCP proxy, like tests.support.net.CuttableProxy, that runs in OS
+    threads on unpatched sockets, outside eventlet's hub. In front of
+    PostgreSQL this matters: libpq opens its sockets behind the hub's back,
+    and a proxy socket the hub still watches can share a file descriptor
+    number with a new libpq connection ("Second simultaneous read")."""
+
+    def __init__(self, target_host: str, target_port: int):
+        from tests.support.net import free_port
+
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.listener = None
+        self.connections: list = []
+        self.lock = _threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.listener is not None
+
+    def start(self) -> "ThreadedProxy":
+        listener = _socket.socket()
+        listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(50)
+        self.listener = listener
+        _threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = _socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            pair = [client, upstream, 2]  # the last pipe to finish closes both
+            with self.lock:
+                self.connections.append(pair)
+            for source, sink in ((client, upstream), (upstream, client)):
+                _threading.Thread(target=self._pipe, args=(source, sink, pair), daemon=True).start()
+
+    def _pipe(self, source, sink, pair):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shutdown(sink)
+            _shutdown(source)
+            with self.lock:
+                pair[2] -= 1
+                last = pair[2] == 0
+                if last and pair in self.connections:
+                    self.connections.remove(pair)
+            if last:
+                pair[0].close()
+                pair[1].close()
+
+    def cut(self) -> None:
+        """Refuse new connections and drop every open one."""
+        if self.listener is not None:
+            _shutdown(self.listener)
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            pairs = list(self.connections)
+        for client, upstream, _ in pairs:
+            _shutdown(client)
+            _shutdown(upstream)
+
+    def restore(self) -> None:
+        self.start()
+
+
+def _shutdown(sock) -> None:
+    try:
+        sock.shutdown(_socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -1,0 +1,117 @@
+"""Readiness goes red when a service's database or the broker cannot be
+reached and green again when they can, and the gateway's aggregate follows;
+metrics are scraped and parsed as Prometheus would. The shared servers are
+never touched: each service reaches them through a proxy the test cuts."""
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from nameko.testing.services import entrypoint_hook
+
+from common.errors import ValidationFailed
+from gateway.service import GatewayService
+from services.intake.service import IntakeService
+from tests.conftest import web_address
+from tests.support.intake import PATIENT
+from tests.support.ops import ThreadedProxy, sample, scrape, wait_until
+
+
+def proxied(url: str, proxy: ThreadedProxy) -> str:
+    port = urlsplit(url).port
+    return url.replace(f":{port}/", f":{proxy.port}/", 1)
+
+
+@pytest.fixture
+def proxies(rabbit_config, databases):
+    broker, database = urlsplit(rabbit_config["AMQP_URI"]), urlsplit(databases["intake"])
+    made = {"broker": ThreadedProxy(broker.hostname, broker.port).start(),
+            "database": ThreadedProxy(database.hostname, database.port).start()}
+    yield made
+    # Mended before the containers stop, so they shut down cleanly.
+    for proxy in made.values():
+        if not proxy.running:
+            proxy.restore()
+
+
+@pytest.fixture
+def intake(start_service, rabbit_config, databases, proxies):
+    return start_service(
+        IntakeService,
+        AMQP_URI=proxied(rabbit_config["AMQP_URI"], proxies["broker"]),
+        DATABASE_URLS={"intake": proxied(databases["intake"], proxies["database"])},
+    )
+
+
+@pytest.fixture
+def gateway(start_service, intake):
+    return start_service(GatewayService, SERVICE_HEALTH_URLS={"intake": web_address(intake)})
+
+
+def ready(container):
+    answer = httpx.get(f"{web_address(container)}/ready", timeout=10)
+    return answer.status_code, answer.json()
+
+
+def aggregate(gateway):
+    answer = httpx.get(f"{web_address(gateway)}/api/v1/health", timeout=10)
+    return answer.status_code, answer.json()
+
+
+@pytest.mark.parametrize("outage", ["database", "broker"])
+def test_readiness_follows_the_database_and_the_broker(intake, gateway, proxies, outage):
+    assert ready(intake) == (200, {"status": "ready", "service": "intake",
+                                   "checks": {"database": "ok", "broker": "ok"}})
+    assert aggregate(gateway) == (200, {"status": "ok", "services": {"intake": "ready"}})
+
+    proxies[outage].cut()
+    status, body = ready(intake)
+    assert status == 503 and body["status"] == "not_ready"
+    assert body["checks"] == {"database": "ok", "broker": "ok", outage: "unreachable"}
+    # Alive all the same: an orchestrator must not restart it for an outage elsewhere.
+    assert httpx.get(f"{web_address(intake)}/health", timeout=5).status_code == 200
+    assert aggregate(gateway) == (503, {"status": "degraded", "services": {"intake": "not_ready"}})
+
+    proxies[outage].restore()
+    wait_until(lambda: ready(intake)[0] == 200, timeout=20, message=f"ready again after the {outage} is back")
+    assert aggregate(gateway)[0] == 200
+    # And it works again, not merely answers: the pool and the consumers reconnected.
+    with entrypoint_hook(intake, "register_patient") as register:
+        assert register(PATIENT)["mrn"].startswith("MRN")
+
+
+def test_a_stopped_service_shows_as_unreachable_in_the_aggregate(start_service):
+    from tests.support.net import free_port
+
+    gateway = start_service(GatewayService, SERVICE_HEALTH_URLS={"intake": f"http://127.0.0.1:{free_port()}"})
+    assert aggregate(gateway) == (503, {"status": "degraded", "services": {"intake": "unreachable"}})
+
+
+def test_metrics_are_scraped_and_parsed(start_service, databases):
+    intake = start_service(IntakeService)
+    base = web_address(intake)
+    before = scrape(base)
+    with entrypoint_hook(intake, "register_patient") as register:
+        register(PATIENT)
+        with pytest.raises(ValidationFailed):
+            register({**PATIENT, "email": "not-an-email"})
+    after = scrape(base)
+
+    def calls(families, outcome):
+        return sample(families, "clinic_entrypoint_calls", "clinic_entrypoint_calls_total", service="intake",
+                      entrypoint="register_patient", kind="rpc", outcome=outcome) or 0
+
+    assert calls(after, "ok") - calls(before, "ok") == 1
+    assert calls(after, "rejected") - calls(before, "rejected") == 1
+    latency = dict(service="intake", entrypoint="register_patient", kind="rpc")
+    count = sample(after, "clinic_entrypoint_duration_seconds", "clinic_entrypoint_duration_seconds_count", **latency)
+    assert count >= 2
+    assert sample(after, "clinic_entrypoint_duration_seconds", "clinic_entrypoint_duration_seconds_bucket",
+                  le="+Inf", **latency) == count
+    # Event handlers, timers and HTTP are measured the same way.
+    assert sample(after, "clinic_entrypoint_calls", service="intake", entrypoint="relay_outbox", kind="timer",
+                  outcome="ok") >= 1
+    assert sample(after, "clinic_outbox_backlog", service="intake") == 0
+    assert sample(after, "clinic_outbox_oldest_pending_seconds", service="intake") == 0
+    assert sample(after, "clinic_dead_letter_queue_depth") == 0
+    # Declared for every process, so a dashboard finds them before the first one.
+    assert {"clinic_dead_letters", "clinic_notifications"} <= set(after)
