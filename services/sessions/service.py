@@ -475,6 +475,10 @@ class SessionsService(ClinicService):
             domain.check_session_move(SessionStatus(record.status), "complete", signed=bool(record.signed_at))
             plan = self._plan(uow.session, record.plan_id, lock=True)
             started_at = aware(record.started_at)
+            if record.route == "iv_infusion" and given.stopped_at is None:
+                # The infusion time is what is billed (96365/96366): it is
+                # charted, never guessed from the discharge time.
+                raise field_error("stopped_at", "give the time the infusion stopped")
             stopped_at = not_future(given.stopped_at, "stopped_at")
             discharged_at = not_future(given.discharged_at, "discharged_at")
             if stopped_at < started_at:

@@ -17,7 +17,7 @@ from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
 from tests.conftest import web_address
 from tests.support.intake import PHQ9_MODERATE, approved_patient
-from tests.support.sessions import BASELINE, CHECKLIST, DISCHARGE, clinic_monday, clinic_time, iso
+from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso
 
 FRONT = {"Authorization": "Bearer t-front"}
 CLIN = {"Authorization": "Bearer t-clin"}
@@ -108,7 +108,7 @@ def test_from_intake_approval_to_a_completed_session(clinic, events):
     assert api.post(f"/api/v1/sessions/{sid}/vitals", json=BASELINE, headers=CLIN).status_code == 201
     assert api.post(f"/api/v1/sessions/{sid}/observations", headers=CLIN,
                     json={"dissociation_scale": "cadss", "dissociation_score": 10}).status_code == 200
-    done = api.post(f"/api/v1/sessions/{sid}/completion", json=DISCHARGE, headers=CLIN)
+    done = api.post(f"/api/v1/sessions/{sid}/completion", json=discharge(), headers=CLIN)
     assert done.status_code == 200, done.text
     completed = events.wait_for("session.completed")["data"]
     assert (completed["session_id"], completed["plan_id"], completed["sequence"], completed["route"],

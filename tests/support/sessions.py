@@ -38,3 +38,8 @@ def approval_data(patient_id: str | None = None, phq9_total: int = 20, weight_kg
             "diagnosis_codes": ["F33.2"], "primary_condition": "treatment_resistant_depression",
             "weight_kg": weight_kg,
             "scores": {"phq9": {"total": phq9_total, "band": "severe", "completed_at": iso(datetime.now(timezone.utc))}}}
+
+
+def discharge(**changes) -> dict:
+    """Discharge of an IV session whose infusion stopped just now."""
+    return {**DISCHARGE, "stopped_at": iso(datetime.now(timezone.utc)), **changes}

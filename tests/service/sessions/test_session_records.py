@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import Conflict, Forbidden, ValidationFailed
 from tests.support.sessions import (
-    BASELINE, CHECKLIST, DISCHARGE, FRONT_DESK, IV_PLAN, clinic_monday, clinic_time, iso,
+    BASELINE, CHECKLIST, DISCHARGE, FRONT_DESK, IV_PLAN, clinic_monday, clinic_time, discharge, iso,
 )
 
 MONDAY = clinic_monday()
@@ -81,15 +81,17 @@ def test_a_vitals_alert_leaves_at_once_and_the_session_completes(call, appointme
     assert alert["alerts"] == [{"code": "systolic_high", "measure": "systolic", "value": 184, "threshold": 180}]
     call("record_observation", sid, {"dissociation_scale": "cadss", "dissociation_score": 12})
     call("record_side_effect", sid, {"effect": "nausea", "severity": "mild", "intervention": "ondansetron 4 mg"})
-    with pytest.raises(Conflict, match="systolic"):
+    with pytest.raises(ValidationFailed, match="infusion stopped"):
         call("complete_session", sid, DISCHARGE)
+    with pytest.raises(Conflict, match="systolic"):
+        call("complete_session", sid, discharge())
     call("record_vitals", sid, {"systolic": 128, "diastolic": 80, "heart_rate": 76, "spo2": 98})
     with pytest.raises(Conflict, match="escort_not_present"):
-        call("complete_session", sid, {**DISCHARGE, "escort_present": False})
+        call("complete_session", sid, discharge(escort_present=False))
     with pytest.raises(ValidationFailed) as caught:
-        call("complete_session", sid, {**DISCHARGE, "no_driving_advised": False})
+        call("complete_session", sid, discharge(no_driving_advised=False))
     assert caught.value.details[0]["field"] == "no_driving_advised"
-    done = call("complete_session", sid, DISCHARGE)
+    done = call("complete_session", sid, discharge())
     assert done["status"] == "completed"
     completed = events.wait_for("session.completed")["data"]
     assert set(completed) == {"patient_id", "session_id", "appointment_id", "plan_id", "route", "drug", "dose_mg",
@@ -105,7 +107,7 @@ def test_signed_records_are_locked_and_amended_by_addenda(call, appointment):
     sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
-    call("complete_session", sid, DISCHARGE)
+    call("complete_session", sid, discharge())
     with pytest.raises(Conflict, match="dissociation_score") as caught:
         call("sign_session", sid)
     assert caught.value.details["missing"] == ["dissociation_score"]
@@ -120,7 +122,7 @@ def test_sign_then_addendum(call, appointment):
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
     call("record_observation", sid, {"dissociation_scale": "0-10", "dissociation_score": 3})
-    call("complete_session", sid, DISCHARGE)
+    call("complete_session", sid, discharge())
     with pytest.raises(Forbidden):
         call("sign_session", sid, actor=FRONT_DESK)
     signed = call("sign_session", sid)
@@ -190,7 +192,7 @@ def test_course_completion_reports_response_and_remission(call, book, events):
     sid = call("check_in", appointment["appointment_id"], {**CHECKLIST, "pre_phq9": 12})["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
-    call("complete_session", sid, DISCHARGE)
+    call("complete_session", sid, discharge())
     course = events.wait_for("course.completed")["data"]
     assert course == {"patient_id": course["patient_id"], "plan_id": appointment["plan_id"], "sessions_completed": 1,
                       "baseline_phq9": 20, "final_phq9": 12, "change_percent": -40.0, "response": False,
@@ -218,6 +220,6 @@ def test_an_aborted_induction_session_is_replaced_and_completions_count_given_se
     sid = call("check_in", second["appointment_id"], CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
-    call("complete_session", sid, DISCHARGE)
+    call("complete_session", sid, discharge())
     assert events.wait_for("session.completed")["data"]["sequence"] == 1
     assert events.events("course.completed") == []
