@@ -218,6 +218,11 @@ def propose_course(first_starts_at: datetime, sessions: int, hours: ClinicHours,
     return times
 
 
+def next_maintenance_due(last_session_day: date, interval_days: int) -> date:
+    """After induction, the plan's cadence counts from the last session given."""
+    return last_session_day + timedelta(days=interval_days)
+
+
 LATE_CANCELLATION_HOURS = 24
 
 

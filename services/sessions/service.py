@@ -873,11 +873,18 @@ class SessionsService(ClinicService):
         # it the first pre-session score is the baseline, not an outcome.
         later = scores if plan.baseline_phq9 is not None else scores[1:]
         outcome = domain.course_outcome(baseline, later[-1].total if later else None)
-        completed = session.execute(sa.select(sa.func.count()).select_from(Appointment).where(
-            Appointment.plan_id == plan.plan_id, Appointment.status == AppointmentStatus.COMPLETED.value)).scalar_one()
+        completed, last_start = session.execute(
+            sa.select(sa.func.count(), sa.func.max(Appointment.starts_at)).where(
+                Appointment.plan_id == plan.plan_id,
+                Appointment.status == AppointmentStatus.COMPLETED.value)).one()
+        next_due = None
+        if plan.course_completed_at is not None and plan.maintenance_interval_days and last_start is not None:
+            last_day = self._rules().hours.local_date(aware(last_start))
+            next_due = domain.next_maintenance_due(last_day, plan.maintenance_interval_days).isoformat()
         return {"plan_id": plan.plan_id, "sessions_completed": completed,
                 "induction_sessions": plan.induction_sessions,
                 "course_completed_at": iso(plan.course_completed_at),
+                "maintenance_interval_days": plan.maintenance_interval_days, "next_maintenance_due": next_due,
                 "phq9": [{"total": s.total, "recorded_at": iso(s.recorded_at), "session_id": s.session_id}
                          for s in scores],
                 "baseline_phq9": outcome.baseline_phq9, "final_phq9": outcome.final_phq9,

@@ -188,7 +188,7 @@ def test_esketamine_rems_monitoring_and_the_overdue_form(call, patient_id, chair
 
 def test_course_completion_reports_response_and_remission(call, book, events):
     events.listen("sessions")
-    appointment = book({"induction_sessions": 1})
+    appointment = book({"induction_sessions": 1, "maintenance_interval_days": 28})
     sid = call("check_in", appointment["appointment_id"], {**CHECKLIST, "pre_phq9": 12})["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
@@ -199,6 +199,7 @@ def test_course_completion_reports_response_and_remission(call, book, events):
                       "remission": False}
     summary = call("record_phq9", appointment["plan_id"], {"total": 4})
     assert (summary["final_phq9"], summary["response"], summary["remission"]) == (4, True, True)
+    assert summary["next_maintenance_due"] == (MONDAY + timedelta(days=28)).isoformat()
 
 
 def test_an_aborted_induction_session_is_replaced_and_completions_count_given_sessions(

@@ -5,7 +5,8 @@ import pytest
 from common.errors import Conflict, ValidationFailed
 from services.sessions.domain import (
     AppointmentStatus, ClinicHours, CourseRules, Rules, appointment_length, check_appointment_move, check_on_grid,
-    check_spacing, check_within_hours, free_starts, is_late_cancellation, propose_course, slot_starts,
+    check_spacing, check_within_hours, free_starts, is_late_cancellation, next_maintenance_due, propose_course,
+    slot_starts,
 )
 
 HOURS = ClinicHours()  # 08:00–18:00 America/New_York, Monday to Friday, 15-minute grid
@@ -170,3 +171,8 @@ def test_rules_read_the_sessions_config_section():
     assert rules.slot_minutes_by_route == {"iv_infusion": 75}
     assert rules.late_cancellation_hours == 48
     assert Rules.from_config(None) == Rules()
+
+
+@pytest.mark.parametrize("interval, due", [(14, date(2026, 12, 14)), (28, date(2026, 12, 28)), (1, date(2026, 12, 1))])
+def test_maintenance_is_due_the_plan_interval_after_the_last_session(interval, due):
+    assert next_maintenance_due(MONDAY, interval) == due
