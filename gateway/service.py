@@ -10,6 +10,7 @@ from nameko.web.handlers import http
 from gateway.http import MethodNotAllowed, RequestContext, json_response, parse_tokens, problem, problem_from
 from gateway.billing_routes import BillingRoutes
 from gateway.intake_routes import IntakeRoutes
+from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
 from gateway.openapi import document
 
@@ -25,7 +26,7 @@ class Tokens(DependencyProvider):
 ALL_METHODS = "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
 
 
-class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes):
+class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes):
     name = "gateway"
 
     config = Config()
