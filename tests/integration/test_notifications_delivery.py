@@ -203,3 +203,45 @@ def eventlet_sleep(seconds):
     import eventlet
 
     eventlet.sleep(seconds)
+
+
+def test_withdrawing_consent_stops_messages_at_once(notifications, amqp, smtp, receiver):
+    pid = str(uuid.uuid4())
+    register_patient(amqp, pid)
+    known(notifications, pid)
+    publish_event(amqp, "intake", "consent.recorded", {
+        "patient_id": pid, "consent_id": "c-sms", "kind": "sms", "status": "withdrawn", "effective_at": iso_in(0)})
+    wait_until(lambda: not rpc(notifications, "get_preferences", pid)["sms"]["consented"], 10,
+               "the withdrawal was not applied")
+    publish_event(amqp, "billing", "payment.received", {
+        "patient_id": pid, "payment_id": "pay-1", "invoice_id": "inv-1", "amount_cents": 2500, "currency": "USD",
+        "method": "card", "received_at": iso_in(0)})
+    smtp.wait_for(1, where=lambda m: m["Subject"].startswith("Receipt"))
+    wait_until(lambda: statuses(notifications, patient_id=pid).get(("payment_receipt", "sms")) == "skipped", 10,
+               "the receipt SMS was not skipped")
+    assert not any("payment" in body for body in sms_bodies(receiver))
+
+
+def test_a_provider_error_is_retried_and_an_unconfigured_sms_provider_is_dead_with_a_clear_error(
+        start_service, amqp, smtp, receiver):
+    receiver.fail_next = 2
+    container = start_service(NotificationsService, NOTIFICATIONS={
+        **smtp.config(), "QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00",
+        "SCHEDULER_INTERVAL": 0.2, "RETRY_BASE_SECONDS": 0.2, "RETRY_CAP_SECONDS": 0.5,
+        "STAFF_WEBHOOK": {"url": receiver.url("/hooks/staff"), "secret": "pager-secret"}})
+    publish_event(amqp, "intake", "patient.risk_flagged", {
+        "patient_id": "p-8", "mrn": "MRN0000008", "flags": ["cssrs_positive"], "instrument": "cssrs",
+        "band": "positive", "response_id": "resp-8"})
+    receiver.wait_for(3, "/hooks/staff")
+    wait_until(lambda: statuses(container, kind="staff_risk_alert") == {("staff_risk_alert", "staff_webhook"): "sent"},
+               10, "the staff page was not delivered after the provider recovered")
+    assert [r.headers["X-Clinic-Delivery"] for r in receiver.requests("/hooks/staff")].count(
+        receiver.requests("/hooks/staff")[0].headers["X-Clinic-Delivery"]) == 3  # one message, three tries
+    # No staff email list here, only the webhook: no email row at all.
+    pid = str(uuid.uuid4())
+    register_patient(amqp, pid, consents=("sms",))
+    wait_until(lambda: statuses(container, patient_id=pid).get(("welcome", "sms")) == "dead", 10,
+               "the SMS without a provider did not go dead")
+    [dead] = rpc(container, "list_dead_messages", 20, 0)["items"]
+    assert dead["last_error"] == "SMS provider not configured (NOTIFICATIONS.SMS_URL is unset)"
+    assert dead["attempts"] == 1
