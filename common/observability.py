@@ -75,9 +75,27 @@ def entrypoint_kind(entrypoint) -> str:
     return name
 
 
+class ExpectedErrorFilter(logging.Filter):
+    """nameko logs every expected rejection (a ClinicError: bad input, an
+    illegal move) with a traceback and the error's text, which may quote the
+    input. The observer's own line already says "rejected" with the error
+    type, so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("(expected) error handling worker")
+
+
+_expected_error_filter = ExpectedErrorFilter()
+
+
 class WorkerObserver(DependencyProvider):
     """Times and counts every entrypoint, tags log lines with the worker and
     logs one line per finished entrypoint with its duration and outcome."""
+
+    def setup(self):
+        logger = logging.getLogger("nameko.containers")
+        if _expected_error_filter not in logger.filters:
+            logger.addFilter(_expected_error_filter)
 
     def worker_setup(self, worker_ctx):
         # A worker started without a correlation id (a plain RPC call, a

@@ -124,3 +124,11 @@ def test_notifications_are_counted_by_channel_kind_and_outcome(observer):
     assert counter._value.get() == before + 1
     with pytest.raises(ValueError):
         record_notification("sms", "appointment_reminder", "delivered-ish")
+
+
+def test_nameko_expected_error_lines_are_dropped_for_the_observer_line():
+    from common.observability import ExpectedErrorFilter
+
+    keep = ExpectedErrorFilter().filter
+    assert not keep(record("(expected) error handling worker %s: %s", "ctx", "email: bad"))
+    assert keep(record("error handling worker %s: %s", "ctx", "boom"))  # unexpected ones stay

@@ -1,0 +1,162 @@
+"""The container command itself: ``clinic run <service>`` (read from
+docker-compose.yml) started as its own process with config.yaml and the
+environment compose would give it. It migrates, becomes ready, logs JSON
+lines without patient data, serves metrics, and replicas migrating at once
+do not trip over each other."""
+import subprocess
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from common.cli import SERVICES, available_services, has_database
+from common.errors import ValidationFailed
+from common.migrations import current_revision
+from tests.support.databases import POSTGRES_ADMIN_URL
+from tests.support.intake import PATIENT, approved_patient
+from tests.support.net import free_port
+from tests.support.ops import CLINIC, ClinicProcess, container_command, http_status, sample, scrape, wait_until
+
+# Everything PATIENT says about the person; none of it may reach a log line.
+PATIENT_DATA = ["Lopez", "Ana ", "\"Ana\"", PATIENT["phone"], PATIENT["email"], PATIENT["date_of_birth"],
+                "Luis", PATIENT["emergency_contact"]["phone"]]
+
+
+def local_command(service: str) -> list[str]:
+    command = container_command(service)
+    assert command[0] == "clinic"
+    return [str(CLINIC), *command[1:]]
+
+
+@pytest.fixture(scope="module")
+def vhost_uri(vhost_pipeline, rabbit_manager, request):
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    with vhost_pipeline.get() as vhost:
+        yield f"{uri.scheme}://{uri.netloc}/{vhost}"
+
+
+def service_environment(service: str, amqp_uri: str, databases) -> dict:
+    env = {"AMQP_URI": amqp_uri, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+           "LOG_LEVEL": "INFO", "LOG_FORMAT": "json", "OUTBOX_RELAY_INTERVAL": "0.5"}
+    if has_database(service):
+        env[f"{service.upper()}_DATABASE_URL"] = databases[service]
+    return env
+
+
+@pytest.fixture(scope="module")
+def intake_process(vhost_uri, databases, tmp_path_factory):
+    process = ClinicProcess(local_command("intake"), service_environment("intake", vhost_uri, databases),
+                            tmp_path_factory.mktemp("intake") / "stdout.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def clinic_day(intake_process, vhost_uri):
+    """A patient walked through intake over RPC, plus one bad request."""
+    with ServiceRpcProxy("intake", {"AMQP_URI": vhost_uri}, timeout=30) as intake:
+        patient = approved_patient(lambda method, *args: getattr(intake, method)(*args))
+        with pytest.raises(ValidationFailed):
+            intake.register_patient({**PATIENT, "email": "ana.lopez-at-example.com"})
+    # The relay and the last lines are flushed within a moment.
+    wait_until(lambda: "approve_intake finished" in intake_process.output(), message="the log line")
+    return patient
+
+
+def test_the_container_command_migrates_and_becomes_ready(intake_process):
+    assert intake_process.output().splitlines()[0] == "migrated intake"
+    assert http_status(f"{intake_process.url}/health") == 200
+
+
+def test_every_log_line_is_json_with_service_entrypoint_correlation_id_and_duration(intake_process, clinic_day):
+    lines = intake_process.json_lines()  # fails on any line that is not JSON
+    assert lines and all(line["service"] == "intake" for line in lines)
+    finished = {line["entrypoint"]: line for line in lines if line.get("logger") == "clinic.entrypoint"}
+    register = finished["register_patient"]
+    assert register["kind"] == "rpc" and register["outcome"] in ("ok", "rejected")
+    assert isinstance(register["duration_ms"], float) and register["correlation_id"]
+    assert {"record_consent", "submit_questionnaire", "screen_patient", "approve_intake"} <= set(finished)
+    assert not [line for line in lines if line.get("logger") == "nameko.containers" and line["level"] == "WARNING"]
+    rejected = [line for line in lines if line.get("entrypoint") == "register_patient"
+                and line.get("outcome") == "rejected"]
+    assert rejected and rejected[0]["error"] == "ValidationFailed"
+
+
+def test_no_log_line_holds_a_patient_name_contact_or_birth_date(intake_process, clinic_day):
+    output = intake_process.output()
+    assert "register_patient finished" in output
+    leaked = [value for value in PATIENT_DATA + ["ana.lopez-at-example.com"] if value in output]
+    assert leaked == []
+
+
+def test_the_process_serves_prometheus_metrics(intake_process, clinic_day):
+    families = scrape(intake_process.url)
+    assert sample(families, "clinic_entrypoint_calls", service="intake", entrypoint="approve_intake",
+                  kind="rpc", outcome="ok") == 1
+    assert sample(families, "clinic_entrypoint_calls", service="intake", entrypoint="register_patient",
+                  kind="rpc", outcome="rejected") == 1
+    wait_until(lambda: sample(scrape(intake_process.url), "clinic_outbox_backlog", service="intake") == 0,
+               message="the outbox drained")
+
+
+def test_every_other_container_command_starts_and_becomes_ready(vhost_uri, databases, intake_process, tmp_path):
+    others = [name for name in available_services() if name != "intake"]
+    processes = {}
+    for name in others:
+        env = service_environment(name, vhost_uri, databases)
+        if name == "gateway":
+            env.update({f"{svc.upper()}_HEALTH_URL": intake_process.url if svc == "intake"
+                        else f"http://127.0.0.1:{free_port()}" for svc in SERVICES if svc != "gateway"})
+        processes[name] = ClinicProcess(local_command(name), env, tmp_path / f"{name}.log")
+    try:
+        for process in processes.values():  # in parallel: each waits on its own process
+            process.process = subprocess.Popen(process.command, env=process.env, cwd=str(CLINIC.parent.parent.parent),
+                                               stdout=open(process.log_path, "wb"), stderr=subprocess.STDOUT)
+        for name, process in processes.items():
+            probe = "health" if name == "gateway" else "ready"
+            wait_until(lambda: process.process.poll() is None and http_status(f"{process.url}/{probe}") == 200
+                       or process.process.poll() is not None, timeout=60, message=f"{name} up")
+            assert process.process.poll() is None, f"{name} exited:\n{process.output()}"
+            process.json_lines()
+    finally:
+        for process in processes.values():
+            if process.process and process.process.poll() is None:
+                process.process.terminate()
+        for process in processes.values():
+            if process.process:
+                process.process.wait(timeout=15)
+    if "gateway" in processes:
+        assert "starting services: gateway" in processes["gateway"].output()
+
+
+@pytest.fixture
+def fresh_intake_database():
+    name = f"clinic_test_migrate_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_replicas_starting_together_migrate_once(fresh_intake_database):
+    # `docker compose up --scale intake=3`: three `clinic run intake` migrate at once.
+    env_url = {"INTAKE_DATABASE_URL": fresh_intake_database}
+    import os
+
+    replicas = [subprocess.Popen([str(CLINIC), "migrate", "intake"], env={**os.environ, **env_url},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    results = [(replica.wait(timeout=60), replica.stdout.read().decode()) for replica in replicas]
+    assert [code for code, _ in results] == [0, 0, 0], results
+    from alembic.script import ScriptDirectory
+
+    from common.migrations import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("intake", fresh_intake_database)).get_current_head()
+    assert current_revision(fresh_intake_database) == head
