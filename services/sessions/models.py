@@ -231,3 +231,18 @@ class PHQ9Score(Base):
     session_id: Mapped[str | None] = mapped_column(sa.String(36))
     total: Mapped[int]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordAccess(Base):
+    """Audit trail: who read or changed a patient's treatment record (plans,
+    session records, outcomes), and when."""
+
+    __tablename__ = "record_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(160))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    subject_id: Mapped[str | None] = mapped_column(sa.String(36))
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

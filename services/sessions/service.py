@@ -18,7 +18,7 @@ from common.validation import parse
 from services.sessions import domain, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
-    Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, Resource,
+    Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
     ResourceBooking, SessionRecord, SideEffect, TreatmentPlan, VitalsReading,
 )
 from services.sessions.schemas import (
@@ -142,6 +142,7 @@ class SessionsService(ClinicService):
             )
             uow.session.add(record)
             uow.session.flush()
+            self._audit(uow, record.patient_id, "plan_create", record.plan_id)
             uow.emit("plan.created", {
                 "patient_id": record.patient_id, "plan_id": record.plan_id, "route": record.route,
                 "drug": record.drug, "induction_sessions": record.induction_sessions,
@@ -162,19 +163,23 @@ class SessionsService(ClinicService):
                 setattr(record, name, value)
             domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg)
             record.updated_by = actor
+            self._audit(uow, record.patient_id, "plan_update", record.plan_id)
             return plan_view(record)
 
     @rpc
     def get_plan(self, plan_id):
-        with self.db.read() as session:
-            return plan_view(self._plan(session, plan_id))
+        with self.db.unit_of_work() as uow:
+            record = self._plan(uow.session, plan_id)
+            self._audit(uow, record.patient_id, "plan_read", record.plan_id)
+            return plan_view(record)
 
     @rpc
     def list_plans(self, patient_id):
-        with self.db.read() as session:
-            rows = session.execute(sa.select(TreatmentPlan).where(
+        with self.db.unit_of_work() as uow:
+            rows = uow.session.execute(sa.select(TreatmentPlan).where(
                 TreatmentPlan.patient_id == require_id(patient_id, "patient_id"))
-                .order_by(TreatmentPlan.created_at)).scalars()
+                .order_by(TreatmentPlan.created_at)).scalars().all()
+            self._audit(uow, patient_id, "plan_list")
             return [plan_view(r) for r in rows]
 
     # ------------------------------------------------------------- scheduling
@@ -378,6 +383,7 @@ class SessionsService(ClinicService):
             uow.session.add(record)
             flush_or_conflict(uow.session, "this appointment is already checked in")
             self._apply_checklist(uow, record, appointment, given)
+            self._audit(uow, record.patient_id, "check_in", record.session_id)
             uow.emit("session.checked_in", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": appointment.appointment_id, "checked_in_at": iso(record.checked_in_at),
@@ -391,6 +397,7 @@ class SessionsService(ClinicService):
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "update_checklist", signed=bool(record.signed_at))
             self._apply_checklist(uow, record, self._appointment(uow.session, record.appointment_id), given)
+            self._audit(uow, record.patient_id, "checklist", record.session_id)
             return self._session_view(uow.session, record)
 
     @rpc
@@ -415,6 +422,7 @@ class SessionsService(ClinicService):
             record.started_at = started_at
             record.status = SessionStatus.IN_PROGRESS.value
             self._appointment(uow.session, record.appointment_id).status = AppointmentStatus.IN_SESSION.value
+            self._audit(uow, record.patient_id, "session_start", record.session_id)
             uow.emit("session.started", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": record.appointment_id, "route": record.route, "drug": record.drug,
@@ -432,6 +440,7 @@ class SessionsService(ClinicService):
             appointment = self._appointment(uow.session, record.appointment_id)
             reading = self._add_reading(uow, record, appointment, given.model_dump(exclude={"recorded_at"}),
                                         recorded_at)
+            self._audit(uow, record.patient_id, "vitals", record.session_id)
             return reading_view(reading)
 
     @rpc
@@ -445,6 +454,7 @@ class SessionsService(ClinicService):
                 record.dissociation_scale, record.dissociation_score = given.dissociation_scale, given.dissociation_score
             if given.sedation_checked is not None:
                 record.sedation_checked = given.sedation_checked
+            self._audit(uow, record.patient_id, "observation", record.session_id)
             return self._session_view(uow.session, record)
 
     @rpc
@@ -459,6 +469,7 @@ class SessionsService(ClinicService):
                                recorded_by=self.db.actor)
             uow.session.add(entry)
             uow.session.flush()
+            self._audit(uow, record.patient_id, "side_effect", record.session_id)
             return side_effect_view(entry)
 
     @rpc
@@ -520,6 +531,7 @@ class SessionsService(ClinicService):
             if record.route == domain.ESKETAMINE:
                 self._open_monitoring_form(uow.session, record, readings, rules)
             self._complete_course_if_done(uow, plan)
+            self._audit(uow, record.patient_id, "session_complete", record.session_id)
             return self._session_view(uow.session, record)
 
     @rpc
@@ -532,6 +544,7 @@ class SessionsService(ClinicService):
             record.status = SessionStatus.ABORTED.value
             record.aborted_at, record.abort_reason_code, record.abort_note = now, given.reason_code, given.note
             self._appointment(uow.session, record.appointment_id).status = AppointmentStatus.ABORTED.value
+            self._audit(uow, record.patient_id, "session_abort", record.session_id)
             started_at = aware(record.started_at)
             # The note is clinical free text: only the reason code leaves.
             uow.emit("session.aborted", {
@@ -553,6 +566,7 @@ class SessionsService(ClinicService):
             if missing:
                 raise Conflict("the record is incomplete: " + ", ".join(missing), {"missing": missing})
             record.signed_by, record.signed_at = actor, utcnow()
+            self._audit(uow, record.patient_id, "sign", record.session_id)
             return self._session_view(uow.session, record)
 
     @rpc
@@ -566,12 +580,15 @@ class SessionsService(ClinicService):
             entry = Addendum(session_id=record.session_id, author=actor, text=given.text, written_at=utcnow())
             uow.session.add(entry)
             uow.session.flush()
+            self._audit(uow, record.patient_id, "addendum", record.session_id)
             return addendum_view(entry)
 
     @rpc
     def get_session(self, session_id):
-        with self.db.read() as session:
-            return self._session_view(session, self._session(session, session_id))
+        with self.db.unit_of_work() as uow:
+            record = self._session(uow.session, session_id)
+            self._audit(uow, record.patient_id, "session_read", record.session_id)
+            return self._session_view(uow.session, record)
 
     # ---------------------------------------------------- REMS monitoring forms
 
@@ -612,12 +629,26 @@ class SessionsService(ClinicService):
             plan = self._plan(uow.session, plan_id, lock=True)
             uow.session.add(PHQ9Score(plan_id=plan.plan_id, total=given.total, recorded_at=utcnow()))
             uow.session.flush()
+            self._audit(uow, plan.patient_id, "phq9", plan.plan_id)
             return self._course_summary(uow.session, plan)
 
     @rpc
     def get_course_summary(self, plan_id):
+        with self.db.unit_of_work() as uow:
+            plan = self._plan(uow.session, plan_id)
+            self._audit(uow, plan.patient_id, "summary_read", plan.plan_id)
+            return self._course_summary(uow.session, plan)
+
+    @rpc
+    def list_record_access(self, patient_id, limit=100, offset=0):
+        """Who read or changed the patient's treatment record, newest first."""
+        limit, offset = page(limit, offset)
         with self.db.read() as session:
-            return self._course_summary(session, self._plan(session, plan_id))
+            rows = session.execute(
+                sa.select(RecordAccess).where(RecordAccess.patient_id == require_id(patient_id, "patient_id"))
+                .order_by(RecordAccess.id.desc()).limit(limit).offset(offset)).scalars()
+            return [{"actor": r.actor, "action": r.action, "subject_id": r.subject_id, "at": iso(r.at),
+                     "correlation_id": r.correlation_id} for r in rows]
 
     # ----------------------------------------------------------------- helpers
 
@@ -632,6 +663,10 @@ class SessionsService(ClinicService):
             raise Forbidden(f"only a clinician may {what}; send context_data "
                             "{'actor': '<user> (clinician)'} with the call")
         return actor
+
+    def _audit(self, uow, patient_id: str, action: str, subject_id: str | None = None) -> None:
+        uow.session.add(RecordAccess(patient_id=patient_id, actor=self.db.actor or "rpc:unidentified", action=action,
+                                     subject_id=subject_id, correlation_id=uow.correlation_id))
 
     def _eligibility_row(self, session, patient_id: str, lock: bool = False) -> PatientEligibility:
         row = session.get(PatientEligibility, patient_id, with_for_update=lock or None)

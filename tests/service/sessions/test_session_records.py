@@ -134,6 +134,10 @@ def test_sign_then_addendum(call, appointment):
     call("add_addendum", sid, {"text": "Patient called next day: headache resolved."})
     view = call("get_session", sid)
     assert [(a["author"], a["text"][:7]) for a in view["addenda"]] == [("dr.who (clinician)", "Patient")]
+    trail = call("list_record_access", view["patient_id"])
+    assert [e["action"] for e in trail] == ["session_read", "addendum", "sign", "session_complete", "observation",
+                                            "vitals", "session_start", "check_in", "plan_create"]
+    assert {e["actor"] for e in trail} == {"dr.who (clinician)"}
 
 
 def test_abort_before_and_after_start(call, book, events):
