@@ -812,12 +812,15 @@ class SessionsService(ClinicService):
 
     def _hold(self, session, record: Appointment) -> None:
         session.flush()
-        for slot in domain.slot_starts(aware(record.starts_at), aware(record.ends_at),
-                                       self._rules().hours.slot_minutes):
-            for kind, resource_id in (("patient", record.patient_id), ("chair", record.chair_id),
-                                      ("clinician", record.clinician_id)):
-                session.add(ResourceBooking(resource_kind=kind, resource_id=resource_id, slot_start=slot,
-                                            appointment_id=record.appointment_id))
+        slots = domain.slot_starts(aware(record.starts_at), aware(record.ends_at), self._rules().hours.slot_minutes)
+        # Inserted in one global order (kind, resource, time) so two
+        # overlapping bookings wait on each other instead of deadlocking.
+        for kind, resource_id, slot in sorted(
+                (kind, resource_id, slot) for slot in slots
+                for kind, resource_id in (("patient", record.patient_id), ("chair", record.chair_id),
+                                          ("clinician", record.clinician_id))):
+            session.add(ResourceBooking(resource_kind=kind, resource_id=resource_id, slot_start=slot,
+                                        appointment_id=record.appointment_id))
         flush_or_conflict(session, "double booking: the patient, chair or clinician was booked at that time "
                                    "by another request a moment ago")
 

@@ -4,6 +4,7 @@ the six-session induction course, check-in, vitals with an alert on the bus,
 and completion on the bus; two bookings racing for one chair; and bad
 requests answered with a clear 4xx and nothing written."""
 import time
+from datetime import timedelta
 
 import eventlet
 import httpx
@@ -125,24 +126,29 @@ def test_two_bookings_racing_for_one_chair_give_one_success_and_one_conflict(cli
     chair, _, dr_a, dr_b = resources(api)
     plans = [rpc.sessions.create_plan({"patient_id": pid, "route": "iv_infusion", "indication": "ptsd"})["plan_id"]
              for pid in (first, second)]
-    starts_at = iso(clinic_time(MONDAY, 10))
 
-    def book(plan_id, clinician):
+    def book(plan_id, clinician, starts_at):
         with ClusterRpcProxy(clinic_config, context_data={"actor": "frontdesk (front_desk)"}) as proxy:
             try:
-                return proxy.sessions.book_appointment({"plan_id": plan_id, "starts_at": starts_at,
+                return proxy.sessions.book_appointment({"plan_id": plan_id, "starts_at": iso(starts_at),
                                                         "chair_id": chair, "clinician_id": clinician})
             except Conflict as exc:
                 return exc
 
-    racers = [eventlet.spawn(book, plans[0], dr_a), eventlet.spawn(book, plans[1], dr_b)]
-    results = [racer.wait() for racer in racers]
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
-    assert counts(databases, "appointments")["appointments"] == 1
+    # The same hour, then two hours that overlap by half (which must not
+    # deadlock either).
+    thursday = MONDAY + timedelta(days=3)
+    for round_, (first_start, second_start) in enumerate([
+            (clinic_time(MONDAY, 10), clinic_time(MONDAY, 10)),
+            (clinic_time(thursday, 13), clinic_time(thursday, 13, 30))], start=1):
+        racers = [eventlet.spawn(book, plans[0], dr_a, first_start), eventlet.spawn(book, plans[1], dr_b, second_start)]
+        results = [racer.wait() for racer in racers]
+        assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
+        assert counts(databases, "appointments")["appointments"] == round_
     with databases.engine("sessions").connect() as connection:
         held = connection.execute(sa.text(
             "SELECT count(*) FROM resource_bookings WHERE resource_id = :chair"), {"chair": chair}).scalar_one()
-    assert held == 4   # one hour of 15-minute slots, held once
+    assert held == 8   # two hours of 15-minute slots, each held once
 
 
 BAD_REQUESTS = [  # method, path, headers, body, status, code
