@@ -193,6 +193,15 @@ def follow_up_time(ended_at: datetime, zone: str, timing: Timing) -> datetime:
     return datetime.combine(next_day, timing.follow_up_at, tzinfo=tz).astimezone(UTC)
 
 
+def follow_up_too_late(ended_at: datetime, now: datetime, zone: str, timing: Timing) -> bool:
+    """A follow-up "after yesterday's visit" is wrong once that day is over
+    (an event replayed after an outage)."""
+    due = follow_up_time(ended_at, zone, timing)
+    end_of_that_day = datetime.combine(due.astimezone(ZoneInfo(zone)).date() + timedelta(days=1), time(0),
+                                       tzinfo=ZoneInfo(zone))
+    return now >= end_of_that_day
+
+
 # --------------------------------------------------------------------------
 # Send-time gate for patient messages
 # --------------------------------------------------------------------------

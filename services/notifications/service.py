@@ -198,9 +198,11 @@ class NotificationsService(ClinicService):
         recipient = uow.session.get(Recipient, data["patient_id"])
         zone = self._zone(recipient)
         ended_at = instant(data.get("ended_at")) or event.occurred_at
+        late = domain.follow_up_too_late(ended_at, utcnow(), zone, settings.timing)
         self._queue_for_patient(uow, event, Kind.SESSION_FOLLOW_UP, reason=data["session_id"],
                                 patient_id=data["patient_id"],
-                                desired=domain.follow_up_time(ended_at, zone, settings.timing))
+                                desired=domain.follow_up_time(ended_at, zone, settings.timing),
+                                skip_reason="the day after the session has passed" if late else None)
         self._forward(uow, event)
 
     # ------------------------------------------------------------ staff alerts
@@ -225,14 +227,19 @@ class NotificationsService(ClinicService):
 
     @consumes("billing", "payment.received")
     def on_payment_received(self, uow, event):
+        if event.data.get("method") == "package_credit":
+            # Billing settles package-covered lines itself when it issues the
+            # invoice; the patient paid nothing then, so there is no receipt.
+            self._forward(uow, event)
+            return
         self._queue_billing(uow, event, Kind.PAYMENT_RECEIPT, reason=event.data["payment_id"])
 
     @consumes("billing", "invoice.overdue")
     def on_invoice_overdue(self, uow, event):
-        # Billing may remind again later: each overdue step is its own reason.
+        # Billing reports an invoice overdue once per due date; a new due
+        # date (a payment plan) is a new reason to remind.
         data = event.data
-        self._queue_billing(uow, event, Kind.INVOICE_OVERDUE,
-                            reason=f"{data['invoice_id']}+{data.get('days_overdue', 0)}d")
+        self._queue_billing(uow, event, Kind.INVOICE_OVERDUE, reason=f"{data['invoice_id']}+{data.get('due_date')}")
 
     # ------------------------------------------------------------ delivery
 
@@ -510,15 +517,16 @@ class NotificationsService(ClinicService):
 
     def _queue_for_patient(self, uow, event, kind: Kind, *, reason: str, patient_id: str, desired: datetime,
                            context=None, appointment_id=None, channels=domain.PATIENT_CHANNELS,
-                           starts_at: datetime | None = None) -> None:
+                           starts_at: datetime | None = None, skip_reason: str | None = None) -> None:
         """One row per patient channel; consent and contact data are checked
         when it is due, so a consent given later still counts."""
         settings = self._settings()
         zone = self._zone(uow.session.get(Recipient, patient_id))
-        decision = domain.when_to_send(desired, zone, settings.timing, appointment_starts_at=starts_at)
+        decision = (domain.SendDecision(None, skip_reason) if skip_reason else
+                    domain.when_to_send(desired, zone, settings.timing, appointment_starts_at=starts_at))
         for channel in channels:
             if decision.send_at is None:
-                log.info("%s for appointment %s skipped: %s", kind.value, appointment_id, decision.skip_reason)
+                log.info("%s for patient %s skipped: %s", kind.value, patient_id, decision.skip_reason)
                 self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
                             due_at=desired, patient_id=patient_id, appointment_id=appointment_id, context=context,
                             status=Status.SKIPPED, detail=decision.skip_reason)

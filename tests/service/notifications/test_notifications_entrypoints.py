@@ -228,3 +228,46 @@ def test_resend_requeues_a_dead_message_and_refuses_a_sent_one(notifications, am
         call("resend", welcome["notification_id"])
     with pytest.raises(NotFound):
         call("resend", str(uuid.uuid4()))
+
+
+def test_billing_events_queue_invoice_receipt_and_overdue_messages(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    invoice = {"patient_id": pid, "invoice_id": "inv-1", "number": "INV-000001", "total_cents": 45000,
+               "currency": "USD", "due_date": "2026-12-01", "issued_at": iso_in(0)}
+    deliver(notifications, "on_invoice_issued", amqp, "billing", "invoice.issued", invoice)
+    payment = {"patient_id": pid, "invoice_id": "inv-1", "amount_cents": 20000, "currency": "USD",
+               "received_at": iso_in(0)}
+    deliver(notifications, "on_payment_received", amqp, "billing", "payment.received",
+            {**payment, "payment_id": "pay-1", "method": "card"})
+    deliver(notifications, "on_payment_received", amqp, "billing", "payment.received",
+            {**payment, "payment_id": "pay-2", "method": "package_credit"})
+    overdue = {"patient_id": pid, "invoice_id": "inv-1", "number": "INV-000001", "balance_cents": 25000,
+               "currency": "USD", "due_date": "2026-12-01", "days_overdue": 1}
+    deliver(notifications, "on_invoice_overdue", amqp, "billing", "invoice.overdue", overdue)
+    deliver(notifications, "on_invoice_overdue", amqp, "billing", "invoice.overdue", {**overdue, "days_overdue": 2})
+    billing = [m for m in messages(call, patient_id=pid) if m["kind"] != "welcome"]
+    assert sorted((m["kind"], m["channel"]) for m in billing) == [
+        ("invoice_issued", "email"), ("invoice_issued", "sms"), ("invoice_overdue", "email"),
+        ("invoice_overdue", "sms"), ("payment_receipt", "email"), ("payment_receipt", "sms")]
+    assert all("pay-2" not in m["dedupe_key"] for m in billing)
+
+
+def test_a_follow_up_is_queued_for_the_next_local_morning(notifications, amqp, call):
+    pid = patient(notifications, amqp, time_zone="America/New_York")
+    session = {"patient_id": pid, "appointment_id": "appt-9", "plan_id": "plan-1", "route": "iv_infusion",
+               "drug": "ketamine", "dose_mg": 35.0, "duration_minutes": 40, "clinician_id": "dr.who", "sequence": 1}
+    ended = datetime.now(timezone.utc) - timedelta(minutes=5)
+    deliver(notifications, "on_session_completed", amqp, "sessions", "session.completed", {
+        **session, "session_id": "s-1", "started_at": iso_in(-45 * 60), "ended_at": iso_in(-5 * 60),
+        "date_of_service": str(ended.date())})
+    follow_ups = [m for m in messages(call, patient_id=pid) if m["kind"] == "session_follow_up"]
+    tomorrow = ended.astimezone(ZoneInfo("America/New_York")).date() + timedelta(days=1)
+    expected = datetime.combine(tomorrow, datetime.min.time().replace(hour=10), tzinfo=ZoneInfo("America/New_York"))
+    assert len(follow_ups) == 2 and all(m["status"] == "queued" for m in follow_ups)
+    assert {m["due_at"] for m in follow_ups} == {expected.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")}
+    # The same kind of event replayed weeks later is recorded, not sent.
+    deliver(notifications, "on_session_completed", amqp, "sessions", "session.completed", {
+        **session, "session_id": "s-old", "started_at": "2026-03-07T20:00:00Z", "ended_at": "2026-03-07T20:40:00Z",
+        "date_of_service": "2026-03-07"})
+    old = [m for m in messages(call, patient_id=pid) if m["dedupe_key"].startswith("s-old:")]
+    assert len(old) == 2 and all(m["status"] == "skipped" for m in old)

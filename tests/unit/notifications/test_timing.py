@@ -4,7 +4,7 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from services.notifications.domain import (
-    QuietHours, Timing, follow_up_time, offset_label, plan_reminders, when_to_send,
+    QuietHours, Timing, follow_up_time, follow_up_too_late, offset_label, plan_reminders, when_to_send,
 )
 
 UTC = timezone.utc
@@ -136,3 +136,11 @@ def test_urgent_messages_ignore_quiet_hours():
 ])
 def test_the_follow_up_is_the_next_local_morning(ended_at, zone, expected):
     assert follow_up_time(utc(ended_at), zone, TIMING) == utc(expected)
+
+
+@pytest.mark.parametrize("now, too_late", [
+    ("2026-03-08 14:00", False), ("2026-03-09 03:59", False),  # until midnight EDT on the 8th
+    ("2026-03-09 04:00", True), ("2026-03-20 12:00", True),
+])
+def test_a_follow_up_replayed_after_its_day_is_not_sent(now, too_late):
+    assert follow_up_too_late(utc("2026-03-07 23:00"), utc(now), NY, TIMING) is too_late
