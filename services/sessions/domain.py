@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from zoneinfo import ZoneInfo
 
-from common.errors import Conflict, ValidationFailed, field_error
+from common.errors import Conflict, field_error
 
 # --------------------------------------------------------------------------
 # Routes, drugs and doses
@@ -481,14 +481,15 @@ class Outcome:
 def course_outcome(baseline: int | None, final: int | None) -> Outcome:
     """Response: PHQ-9 down by 50 % or more from baseline. Remission: a
     final PHQ-9 below 5. Unknown without both scores."""
+    remission = final is not None and final < REMISSION_BELOW
     if baseline is None or final is None:
-        return Outcome(baseline, final, None, False, final is not None and final < REMISSION_BELOW)
+        return Outcome(baseline, final, None, False, remission)
     if baseline == 0:
-        change = 0.0 if final == 0 else 100.0
-    else:
-        change = round((final - baseline) / baseline * 100, 1)
-    return Outcome(baseline, final, change, -change >= RESPONSE_DROP_PERCENT if baseline else False,
-                   final < REMISSION_BELOW)
+        # Nothing to drop from: no response, and no percentage to report
+        # beyond "unchanged" or "worse".
+        return Outcome(baseline, final, 0.0 if final == 0 else None, False, remission)
+    change = round((final - baseline) / baseline * 100, 1)
+    return Outcome(baseline, final, change, -change >= RESPONSE_DROP_PERCENT, remission)
 
 
 # --------------------------------------------------------------------------
@@ -538,8 +539,3 @@ def _clock(value) -> time:
         return time(value // 60, value % 60)
     hour, minute = str(value).split(":")
     return time(int(hour), int(minute))
-
-
-def require(condition: bool, field_name: str, message: str) -> None:
-    if not condition:
-        raise ValidationFailed(f"{field_name}: {message}", [{"field": field_name, "message": message}])

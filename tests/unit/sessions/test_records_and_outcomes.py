@@ -122,6 +122,7 @@ def test_an_open_session_cannot_be_signed(status):
     (8, 4, -50.0, True, True),
     (10, 12, 20.0, False, False),     # worse
     (0, 0, 0.0, False, True),
+    (0, 3, None, False, True),        # from 0 there is no percentage
     (20, None, None, False, False),   # no final score yet
     (None, 3, None, False, True),
 ])
