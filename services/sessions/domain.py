@@ -200,7 +200,7 @@ def propose_course(first_starts_at: datetime, sessions: int, hours: ClinicHours,
         raise field_error("sessions", "must be at least 1")
     local = first_starts_at.astimezone(hours.zone)
     times, day = [], local.date()
-    for _ in range(sessions):
+    while len(times) < sessions:
         while not hours.is_open_day(day):
             day += timedelta(days=1)
         moment = datetime.combine(day, local.timetz().replace(tzinfo=None), hours.zone).astimezone(timezone.utc)
@@ -210,7 +210,7 @@ def propose_course(first_starts_at: datetime, sessions: int, hours: ClinicHours,
             continue
         check_within_hours(moment, moment + length, hours)
         times.append(moment)
-        day += timedelta(days=math.ceil(rules.min_hours_apart / 24))
+        day += timedelta(days=max(1, math.ceil(rules.min_hours_apart / 24)))
     span = times[-1] - times[0]
     if span > timedelta(days=rules.max_course_days):
         raise field_error("first_starts_at", f"the course would take {span.days} days, more than "

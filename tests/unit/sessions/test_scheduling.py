@@ -176,3 +176,18 @@ def test_rules_read_the_sessions_config_section():
 @pytest.mark.parametrize("interval, due", [(14, date(2026, 12, 14)), (28, date(2026, 12, 28)), (1, date(2026, 12, 1))])
 def test_maintenance_is_due_the_plan_interval_after_the_last_session(interval, due):
     assert next_maintenance_due(MONDAY, interval) == due
+
+
+def test_a_course_across_the_spring_clock_change_keeps_48_hours():
+    every_day = ClinicHours(days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    friday = date(2027, 3, 12)   # clocks go forward on Sunday 14 March 2027
+    starts = propose_course(at(friday, 9), 3, every_day, CourseRules(), timedelta(hours=1))
+    local = [s.astimezone(every_day.zone) for s in starts]
+    # Friday 09:00 EST to Sunday 09:00 EDT is only 47 hours: Monday instead.
+    assert [m.strftime("%a %H:%M") for m in local] == ["Fri 09:00", "Mon 09:00", "Wed 09:00"]
+    assert all(b - a >= timedelta(hours=48) for a, b in zip(starts, starts[1:]))
+
+
+def test_a_course_with_no_minimum_spacing_still_takes_one_day_each():
+    starts = propose_course(at(MONDAY, 9), 3, HOURS, CourseRules(min_hours_apart=0), timedelta(hours=1))
+    assert [s.astimezone(HOURS.zone).strftime("%a") for s in starts] == ["Mon", "Tue", "Wed"]
