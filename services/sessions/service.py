@@ -205,15 +205,19 @@ class SessionsService(ClinicService):
         given = parse(schemas.CourseInput, course)
         with self.db.read() as session:
             plan = self._plan(session, plan_id)
+            self._resource(session, given.chair_id, "chair")
+            self._resource(session, given.clinician_id, "clinician")
             starts = self._course_starts(session, plan, given)
+            others = self._other_session_starts(session, plan.patient_id)
             proposal = []
             for start in starts:
                 ends = start + self._length(plan.route)
-                proposal.append({
-                    "starts_at": iso(start), "ends_at": iso(ends),
-                    "conflicts": self._conflicts(session, plan.patient_id, given.chair_id, given.clinician_id,
-                                                 start, ends),
-                })
+                conflicts = self._conflicts(session, plan.patient_id, given.chair_id, given.clinician_id, start, ends)
+                try:
+                    domain.check_spacing(start, others, plan.min_hours_apart)
+                except Conflict as exc:
+                    conflicts.append({"resource_kind": "patient", "appointment_id": None, "reason": exc.message})
+                proposal.append({"starts_at": iso(start), "ends_at": iso(ends), "conflicts": conflicts})
             return {"plan_id": plan.plan_id, "chair_id": given.chair_id, "clinician_id": given.clinician_id,
                     "appointments": proposal, "bookable": not any(p["conflicts"] for p in proposal)}
 
@@ -765,16 +769,19 @@ class SessionsService(ClinicService):
         if starts_at <= utcnow():
             raise field_error("starts_at", "must be in the future")
         domain.check_within_hours(starts_at, ends_at, hours)
-        others = session.execute(sa.select(Appointment.starts_at).where(
-            Appointment.patient_id == plan.patient_id,
-            Appointment.status.in_([s.value for s in domain.HOLDING]),
-            Appointment.appointment_id != (moving or ""))).scalars()
-        domain.check_spacing(starts_at, [aware(s) for s in others], plan.min_hours_apart)
+        domain.check_spacing(starts_at, self._other_session_starts(session, plan.patient_id, moving),
+                             plan.min_hours_apart)
         conflicts = self._conflicts(session, plan.patient_id, chair_id, clinician_id, starts_at, ends_at)
         if conflicts:
             raise Conflict("double booking: the " + " and the ".join(c["resource_kind"] for c in conflicts)
                            + " already booked at that time", {"conflicts": conflicts})
         return starts_at, ends_at
+
+    def _other_session_starts(self, session, patient_id: str, moving: str | None = None) -> list[datetime]:
+        return [aware(s) for s in session.execute(sa.select(Appointment.starts_at).where(
+            Appointment.patient_id == patient_id,
+            Appointment.status.in_([s.value for s in domain.HOLDING]),
+            Appointment.appointment_id != (moving or ""))).scalars()]
 
     def _conflicts(self, session, patient_id, chair_id, clinician_id, starts_at, ends_at) -> list[dict]:
         slots = domain.slot_starts(starts_at, ends_at, self._rules().hours.slot_minutes)
@@ -833,6 +840,8 @@ class SessionsService(ClinicService):
         if sessions < 1:
             raise Conflict("the plan's induction course is already fully booked")
         course = domain.CourseRules(plan.induction_sessions, plan.min_hours_apart, rules.course.max_course_days)
+        if given.first_starts_at <= utcnow():
+            raise field_error("first_starts_at", "must be in the future")
         domain.check_on_grid(given.first_starts_at, rules.hours)
         return domain.propose_course(given.first_starts_at, sessions, rules.hours, course, self._length(plan.route))
 

@@ -120,6 +120,22 @@ def test_a_course_that_collides_books_nothing(call, plan, chairs, clinicians, de
     assert count("appointments", f"plan_id = '{plan['plan_id']}'") == 0
 
 
+def test_a_proposal_flags_spacing_and_refuses_unknown_resources_or_the_past(call, plan, chairs, clinicians):
+    # A maintenance visit already booked on the Tuesday is under 48 h from Monday and Wednesday.
+    call("book_appointment", {**booking(plan, chairs[1], clinicians[1], day=MONDAY + timedelta(days=1)),
+                              "kind": "maintenance"})
+    course = {"first_starts_at": iso(clinic_time(MONDAY, 9)), "chair_id": chairs[0], "clinician_id": clinicians[0]}
+    proposal = call("propose_course", plan["plan_id"], course)
+    assert not proposal["bookable"]
+    assert [bool(p["conflicts"]) for p in proposal["appointments"]][:3] == [True, True, False]
+    assert "48 hours" in proposal["appointments"][0]["conflicts"][0]["reason"]
+    for change, field in (({"chair_id": clinicians[0]}, "chair_id"), ({"first_starts_at": "2020-01-06T14:00:00Z"},
+                                                                      "first_starts_at")):
+        with pytest.raises(ValidationFailed) as caught:
+            call("propose_course", plan["plan_id"], {**course, **change})
+        assert caught.value.details[0]["field"] == field
+
+
 def test_reschedule_moves_the_hold(call, plan, chairs, clinicians, events, count):
     events.listen("sessions")
     booked = call("book_appointment", booking(plan, chairs[0], clinicians[0]))
