@@ -55,7 +55,8 @@ def route(code: str) -> Route:
 
 
 def compute_dose_mg(*, weight_kg: float | None, mg_per_kg: float | None, fixed_dose_mg: float | None,
-                    max_dose_mg: float, requested_mg: float | None = None) -> float:
+                    max_dose_mg: float, requested_mg: float | None = None,
+                    device_doses_mg: tuple[float, ...] = ()) -> float:
     """The dose to give, in mg with one decimal. Weight-based plans use the
     weight recorded at check-in; a clinician may give less than computed
     (titration) but never more than the plan's maximum."""
@@ -68,6 +69,9 @@ def compute_dose_mg(*, weight_kg: float | None, mg_per_kg: float | None, fixed_d
             raise field_error("weight_kg", "a weight recorded at check-in is needed to compute the dose")
         dose = round_dose(weight_kg * mg_per_kg)
     if requested_mg is not None:
+        if device_doses_mg and requested_mg not in device_doses_mg:
+            # Esketamine comes in 28 mg devices: 56 or 84 mg, nothing between.
+            raise field_error("dose_mg", "must be one of " + ", ".join(f"{d:g}" for d in device_doses_mg) + " mg")
         if requested_mg <= 0:
             raise field_error("dose_mg", "must be above 0")
         if round_dose(requested_mg) > dose:

@@ -421,7 +421,8 @@ class SessionsService(ClinicService):
             plan = self._plan(uow.session, record.plan_id)
             record.dose_mg = domain.compute_dose_mg(
                 weight_kg=record.weight_kg, mg_per_kg=plan.mg_per_kg, fixed_dose_mg=plan.fixed_dose_mg,
-                max_dose_mg=plan.max_dose_mg, requested_mg=given.dose_mg)
+                max_dose_mg=plan.max_dose_mg, requested_mg=given.dose_mg,
+                device_doses_mg=domain.route(plan.route).fixed_doses_mg)
             record.lot_number = given.lot_number
             record.started_at = started_at
             record.status = SessionStatus.IN_PROGRESS.value

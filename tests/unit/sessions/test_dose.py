@@ -83,3 +83,14 @@ def test_plan_dosing_fits_the_route(route, mg_per_kg, fixed, maximum, field):
         with pytest.raises(ValidationFailed) as caught:
             check_plan_dosing(route, mg_per_kg, fixed, maximum)
         assert caught.value.details[0]["field"] == field
+
+
+@pytest.mark.parametrize("requested, ok", [(56, True), (84, False), (70, False), (28, False)])
+def test_esketamine_given_only_in_device_doses_up_to_the_plan(requested, ok):
+    dose = dict(weight_kg=None, mg_per_kg=None, fixed_dose_mg=56, max_dose_mg=84, requested_mg=requested,
+                device_doses_mg=(56.0, 84.0))
+    if ok:
+        assert compute_dose_mg(**dose) == requested
+    else:
+        with pytest.raises(ValidationFailed):
+            compute_dose_mg(**dose)
