@@ -118,10 +118,7 @@ class WorkerObserver(DependencyProvider):
         kind = entrypoint_kind(worker_ctx.entrypoint)
         method = worker_ctx.entrypoint.method_name
         labels = (worker_ctx.service_name, method, kind)
-        outcome = "ok"
-        if exc_info is not None:
-            expected = worker_ctx.entrypoint.expected_exceptions
-            outcome = "rejected" if isinstance(exc_info[1], expected or ()) else "error"
+        outcome = outcome_of(worker_ctx.entrypoint, result, exc_info)
         ENTRYPOINT_CALLS.labels(*labels, outcome).inc()
         ENTRYPOINT_LATENCY.labels(*labels).observe(duration)
         quiet = kind == "timer" or method in _QUIET_ENTRYPOINTS
@@ -134,6 +131,18 @@ class WorkerObserver(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         _current.worker = None
+
+
+def outcome_of(entrypoint, result, exc_info) -> str:
+    """``ok``, ``rejected`` (an expected refusal: bad input, an illegal move,
+    an HTTP 4xx) or ``error`` (a failure: an unexpected exception, an HTTP 5xx)."""
+    if exc_info is not None:
+        return "rejected" if isinstance(exc_info[1], entrypoint.expected_exceptions or ()) else "error"
+    # The gateway answers every failure itself, as problem+json: its status says which.
+    status = getattr(result, "status_code", None)
+    if isinstance(status, int):
+        return "error" if status >= 500 else "rejected" if status >= 400 else "ok"
+    return "ok"
 
 
 def current_worker() -> dict:

@@ -1,5 +1,6 @@
 """The base every clinic service class inherits: its database, dead letters,
-metrics, the outbox relay timer and the /health, /ready, /metrics endpoints."""
+metrics, the outbox relay timer and the /health, /ready, /metrics endpoints;
+and ObservedService, the metrics part alone, for the gateway."""
 from __future__ import annotations
 
 import json
@@ -60,13 +61,28 @@ def broker_reachable(amqp_uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-class ClinicService:
-    name: str = ""
+class ObservedService:
+    """What every process serves besides its own work, the gateway included:
+    counts, latency and a log line per entrypoint, and ``GET /metrics``."""
 
     config = Config()
+    observer = WorkerObserver()
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        self.refresh_gauges()
+        DEAD_LETTER_QUEUE_DEPTH.set(dead_letter_queue_depth(self.config["AMQP_URI"], timeout=PROBE_TIMEOUT_SECONDS))
+        return Response(generate_latest(), status=200, content_type=CONTENT_TYPE_LATEST)
+
+    def refresh_gauges(self) -> None:
+        """Set the gauges read at scrape time (a subclass adds its own)."""
+
+
+class ClinicService(ObservedService):
+    name: str = ""
+
     db = Database()
     dead_letters = DeadLetters()
-    observer = WorkerObserver()
 
     @configured_timer(interval=1, config_key="OUTBOX_RELAY_INTERVAL")
     def relay_outbox(self):
@@ -93,10 +109,9 @@ class ClinicService:
         return json_response(200 if ready else 503,
                              {"status": "ready" if ready else "not_ready", "service": self.name, "checks": checks})
 
-    @http("GET", "/metrics")
-    def metrics(self, request):
-        # Gauges read at scrape time; one that cannot be read keeps its last
-        # value rather than failing the scrape (the counters still matter).
+    def refresh_gauges(self) -> None:
+        # A gauge that cannot be read keeps its last value rather than
+        # failing the scrape: the counters still matter.
         try:
             with eventlet.Timeout(PROBE_TIMEOUT_SECONDS):
                 pending, oldest = self._outbox_state()
@@ -104,8 +119,6 @@ class ClinicService:
             OUTBOX_OLDEST_PENDING.labels(self.name).set(oldest)
         except (Exception, eventlet.Timeout):
             log.warning("metrics: outbox backlog unavailable")
-        DEAD_LETTER_QUEUE_DEPTH.set(dead_letter_queue_depth(self.config["AMQP_URI"], timeout=PROBE_TIMEOUT_SECONDS))
-        return Response(generate_latest(), status=200, content_type=CONTENT_TYPE_LATEST)
 
     def _outbox_state(self) -> tuple[int, float]:
         with self.db.read() as session:

@@ -13,6 +13,7 @@ from gateway.intake_routes import IntakeRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
 from gateway.openapi import document
+from common.service import ObservedService
 
 
 class Tokens(DependencyProvider):
@@ -26,7 +27,7 @@ class Tokens(DependencyProvider):
 ALL_METHODS = "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
 
 
-class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes):
+class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
     name = "gateway"
 
     config = Config()

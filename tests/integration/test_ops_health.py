@@ -115,3 +115,16 @@ def test_metrics_are_scraped_and_parsed(start_service, databases):
     assert sample(after, "clinic_dead_letter_queue_depth") == 0
     # Declared for every process, so a dashboard finds them before the first one.
     assert {"clinic_dead_letters", "clinic_notifications"} <= set(after)
+
+
+def test_the_gateway_serves_metrics_too(start_service):
+    gateway = start_service(GatewayService, SERVICE_HEALTH_URLS={})
+    base = web_address(gateway)
+    assert httpx.get(f"{base}/api/v1/patients", timeout=5).status_code == 401  # no token
+    assert httpx.get(f"{base}/api/v1/openapi.json", timeout=5).status_code == 200
+    families = scrape(base)
+    gateway_calls = [s for s in families["clinic_entrypoint_calls"]
+                     if s.labels["service"] == "gateway" and s.labels["kind"] == "http"]
+    assert {s.labels["outcome"] for s in gateway_calls} >= {"ok", "rejected"}
+    assert sample(families, "clinic_entrypoint_calls", service="gateway", entrypoint="openapi",
+                  kind="http", outcome="ok") >= 1

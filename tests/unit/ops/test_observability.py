@@ -132,3 +132,19 @@ def test_nameko_expected_error_lines_are_dropped_for_the_observer_line():
     keep = ExpectedErrorFilter().filter
     assert not keep(record("(expected) error handling worker %s: %s", "ctx", "email: bad"))
     assert keep(record("error handling worker %s: %s", "ctx", "boom"))  # unexpected ones stay
+
+
+@pytest.mark.parametrize("result, exc, outcome", [
+    ({"patient_id": "p-1"}, None, "ok"),
+    (SimpleNamespace(status_code=201), None, "ok"),
+    (SimpleNamespace(status_code=404), None, "rejected"),
+    (SimpleNamespace(status_code=422), None, "rejected"),
+    (SimpleNamespace(status_code=503), None, "error"),
+    (None, Conflict("no"), "rejected"),
+    (None, KeyError("x"), "error"),
+])
+def test_outcomes(result, exc, outcome):
+    from common.observability import outcome_of
+
+    entrypoint = ENTRYPOINTS[Rpc]()
+    assert outcome_of(entrypoint, result, (type(exc), exc, None) if exc else None) == outcome
