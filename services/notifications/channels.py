@@ -14,7 +14,7 @@ import hmac
 import smtplib
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 

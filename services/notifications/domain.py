@@ -163,8 +163,8 @@ def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool =
 @dataclass(frozen=True)
 class PlannedReminder:
     label: str  # e.g. "48h": part of the dedupe key
-    send_at: datetime | None
-    skip_reason: str | None = None
+    desired: datetime  # the offset before the start, before quiet hours
+    decision: SendDecision
     # Already past at booking: nothing to record, the confirmation covers it.
     passed: bool = False
 
@@ -179,10 +179,10 @@ def plan_reminders(starts_at: datetime, now: datetime, zone: str, timing: Timing
         label = offset_label(offset)
         desired = starts_at - offset
         if desired < now:
-            plans.append(PlannedReminder(label, None, "booked less than that before the appointment", passed=True))
+            plans.append(PlannedReminder(label, desired, SendDecision(None, "booked less than that before the appointment"),
+                                         passed=True))
             continue
-        decision = when_to_send(desired, zone, timing, appointment_starts_at=starts_at)
-        plans.append(PlannedReminder(label, decision.send_at, decision.skip_reason))
+        plans.append(PlannedReminder(label, desired, when_to_send(desired, zone, timing, appointment_starts_at=starts_at)))
     return plans
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.notifications.domain import DEFAULT_TIME_ZONE, Channel, Kind
+from services.notifications.schemas import parse_instant
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -61,15 +62,8 @@ def money(cents: int | None, currency: str | None) -> str:
     return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency or ''}".strip()
 
 
-def _instant(value) -> datetime | None:
-    if value in (None, ""):
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
-
-
 def _local(value, zone: str) -> datetime | None:
-    moment = _instant(value)
+    moment = parse_instant(value)
     return moment.astimezone(ZoneInfo(zone)) if moment else None
 
 

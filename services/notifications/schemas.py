@@ -41,6 +41,15 @@ class ResendInput(Schema):
     urgent: bool = False
 
 
+def parse_instant(value) -> datetime | None:
+    """An ISO 8601 instant from an event (``Z`` or an offset) or a stored
+    value (naive from SQLite, meaning UTC) as an aware datetime."""
+    if value in (None, ""):
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None

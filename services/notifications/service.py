@@ -26,7 +26,7 @@ from services.notifications import domain, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, new_id
-from services.notifications.schemas import iso
+from services.notifications.schemas import iso, parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,6 @@ class Outgoing:
     event_type: str | None = None
 
 
-def instant(value) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=domain.UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 class NotificationsService(ClinicService):
     name = "notifications"
 
@@ -130,7 +122,7 @@ class NotificationsService(ClinicService):
             # A move or cancellation that happened later was applied first.
             self._forward(uow, event)
             return
-        starts_at = instant(data["starts_at"])
+        starts_at = parse_instant(data["starts_at"])
         if appointment is None:
             appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
                                       starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
@@ -151,7 +143,7 @@ class NotificationsService(ClinicService):
         if appointment is not None and (appointment.cancelled or not domain.is_newer(event.occurred_at, appointment.as_of)):
             self._forward(uow, event)
             return
-        starts_at = instant(data["starts_at"])
+        starts_at = parse_instant(data["starts_at"])
         if appointment is None:
             appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
                                       starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
@@ -172,7 +164,7 @@ class NotificationsService(ClinicService):
     def on_appointment_cancelled(self, uow, event):
         data = event.data
         appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
-        starts_at = instant(data.get("starts_at"))
+        starts_at = parse_instant(data.get("starts_at"))
         # A cancellation is final whatever order the events arrive in: a
         # late "scheduled" then finds a newer fact and queues nothing.
         if appointment is None:
@@ -197,12 +189,12 @@ class NotificationsService(ClinicService):
         settings = self._settings()
         recipient = uow.session.get(Recipient, data["patient_id"])
         zone = self._zone(recipient)
-        ended_at = instant(data.get("ended_at")) or event.occurred_at
+        ended_at = parse_instant(data.get("ended_at")) or event.occurred_at
         late = domain.follow_up_too_late(ended_at, utcnow(), zone, settings.timing)
         self._queue_for_patient(uow, event, Kind.SESSION_FOLLOW_UP, reason=data["session_id"],
                                 patient_id=data["patient_id"],
                                 desired=domain.follow_up_time(ended_at, zone, settings.timing),
-                                skip_reason="the day after the session has passed" if late else None)
+                                decision=domain.SendDecision(None, "the day after the session has passed") if late else None)
         self._forward(uow, event)
 
     # ------------------------------------------------------------ staff alerts
@@ -303,9 +295,9 @@ class NotificationsService(ClinicService):
             appointment = uow.session.get(Appointment, message.appointment_id) if message.appointment_id else None
             gate = domain.gate_patient_message(
                 kind=kind, channel=channel, now=now, recipient=facts, timing=settings.timing, urgent=message.urgent,
-                appointment=(domain.AppointmentFacts(instant(appointment.starts_at), appointment.cancelled)
+                appointment=(domain.AppointmentFacts(parse_instant(appointment.starts_at), appointment.cancelled)
                              if appointment is not None else None),
-                planned_starts_at=instant(message.context.get("starts_at")),
+                planned_starts_at=parse_instant(message.context.get("starts_at")),
             )
             if gate.action == "skip":
                 self._settle(uow, message, Status.SKIPPED, gate.reason)
@@ -517,16 +509,17 @@ class NotificationsService(ClinicService):
 
     def _queue_for_patient(self, uow, event, kind: Kind, *, reason: str, patient_id: str, desired: datetime,
                            context=None, appointment_id=None, channels=domain.PATIENT_CHANNELS,
-                           starts_at: datetime | None = None, skip_reason: str | None = None) -> None:
+                           decision: domain.SendDecision | None = None) -> None:
         """One row per patient channel; consent and contact data are checked
-        when it is due, so a consent given later still counts."""
-        settings = self._settings()
-        zone = self._zone(uow.session.get(Recipient, patient_id))
-        decision = (domain.SendDecision(None, skip_reason) if skip_reason else
-                    domain.when_to_send(desired, zone, settings.timing, appointment_starts_at=starts_at))
+        when it is due, so a consent given later still counts. Without a
+        ``decision``, quiet hours decide when."""
+        if decision is None:
+            zone = self._zone(uow.session.get(Recipient, patient_id))
+            decision = domain.when_to_send(desired, zone, self._settings().timing)
+        if decision.send_at is None:
+            log.info("%s for patient %s skipped: %s", kind.value, patient_id, decision.skip_reason)
         for channel in channels:
             if decision.send_at is None:
-                log.info("%s for patient %s skipped: %s", kind.value, patient_id, decision.skip_reason)
                 self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
                             due_at=desired, patient_id=patient_id, appointment_id=appointment_id, context=context,
                             status=Status.SKIPPED, detail=decision.skip_reason)
@@ -537,16 +530,16 @@ class NotificationsService(ClinicService):
 
     def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
         settings = self._settings()
-        starts_at = instant(appointment.starts_at)
+        starts_at = parse_instant(appointment.starts_at)
         zone = self._zone(uow.session.get(Recipient, appointment.patient_id))
         for plan in domain.plan_reminders(starts_at, utcnow(), zone, settings.timing):
             if plan.passed:
                 continue
             self._queue_for_patient(
                 uow, event, Kind.APPOINTMENT_REMINDER, reason=f"{appointment.appointment_id}@{iso(starts_at)}/{plan.label}",
-                patient_id=appointment.patient_id, desired=starts_at - _offset(settings.timing, plan.label),
+                patient_id=appointment.patient_id, desired=plan.desired, decision=plan.decision,
                 context={"starts_at": iso(starts_at), "reminder": plan.label},
-                appointment_id=appointment.appointment_id, starts_at=starts_at)
+                appointment_id=appointment.appointment_id)
 
     def _queue_staff_alert(self, uow, event, kind: Kind, *, reason: str, context: dict) -> None:
         """At once, day or night; by MRN only (the allow-list drops the rest)."""
@@ -596,10 +589,6 @@ class NotificationsService(ClinicService):
              actor: str | None = None) -> None:
         uow.session.add(DeliveryLogEntry(notification_id=message.notification_id, status=status, attempt=attempt,
                                          detail=(detail or "")[:500] or None, actor=actor))
-
-
-def _offset(timing: domain.Timing, label: str) -> timedelta:
-    return next(offset for offset in timing.reminder_offsets if domain.offset_label(offset) == label)
 
 
 def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:

@@ -244,4 +244,6 @@ def test_a_provider_error_is_retried_and_an_unconfigured_sms_provider_is_dead_wi
                "the SMS without a provider did not go dead")
     [dead] = rpc(container, "list_dead_messages", 20, 0)["items"]
     assert dead["last_error"] == "SMS provider not configured (NOTIFICATIONS.SMS_URL is unset)"
-    assert dead["attempts"] == 1
+    # Dead at the first real attempt, not after MAX_ATTEMPTS (one earlier
+    # attempt may have found the patient's details not applied yet).
+    assert dead["attempts"] <= 2

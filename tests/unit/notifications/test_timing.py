@@ -80,8 +80,8 @@ def test_messages_due_in_quiet_hours_wait_for_the_local_morning(moment, zone, ex
 def test_reminders_are_elapsed_hours_before_across_dst(starts_at, zone, expected_48h, expected_2h):
     now = utc(starts_at) - timedelta(days=5)
     plans = {p.label: p for p in plan_reminders(utc(starts_at), now, zone, TIMING)}
-    assert plans["48h"].send_at == utc(expected_48h)
-    assert plans["2h"].send_at == utc(expected_2h)
+    assert plans["48h"].decision.send_at == utc(expected_48h)
+    assert plans["2h"].decision.send_at == utc(expected_2h)
 
 
 @pytest.mark.parametrize("local_start, zone, sent_at, skipped", [
@@ -100,8 +100,8 @@ def test_reminders_are_elapsed_hours_before_across_dst(starts_at, zone, expected
 def test_a_reminder_in_quiet_hours_waits_unless_that_is_too_late(local_start, zone, sent_at, skipped):
     starts = utc(local_start)
     plan = next(p for p in plan_reminders(starts, starts - timedelta(days=5), zone, TIMING) if p.label == "2h")
-    assert plan.send_at == (utc(sent_at) if sent_at else None)
-    assert (plan.skip_reason is not None) is skipped
+    assert plan.decision.send_at == (utc(sent_at) if sent_at else None)
+    assert (plan.decision.skip_reason is not None) is skipped
 
 
 def test_an_offset_already_past_at_booking_is_not_planned():
