@@ -879,7 +879,8 @@ class SessionsService(ClinicService):
                 "mrn": eligibility.mrn if eligibility else None, "chair_id": appointment.chair_id,
                 "clinician_id": appointment.clinician_id, "recorded_at": iso(recorded_at), "alerts": alerts,
             })
-            log.warning("vitals alert in session %s: %s", record.session_id, ",".join(a["code"] for a in alerts))
+            # Ids and a count only: the measures stay out of the logs.
+            log.warning("vitals alert in session %s: %d threshold(s) breached", record.session_id, len(alerts))
         return reading
 
     def _readings(self, session, record: SessionRecord) -> list[VitalsReading]:
