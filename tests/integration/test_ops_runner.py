@@ -121,6 +121,7 @@ def test_every_other_container_command_starts_and_becomes_ready(vhost_uri, datab
             wait_until(lambda: process.process.poll() is None and http_status(f"{process.url}/{probe}") == 200
                        or process.process.poll() is not None, timeout=60, message=f"{name} up")
             assert process.process.poll() is None, f"{name} exited:\n{process.output()}"
+            assert "clinic_entrypoint_calls" in scrape(process.url)
             process.json_lines()
     finally:
         for process in processes.values():
