@@ -464,15 +464,13 @@ class NotificationsService(ClinicService):
         recipient.details_as_of = event.occurred_at
 
     def _recipient_for_update(self, uow, patient_id: str) -> Recipient:
-        recipient = uow.session.get(Recipient, patient_id, with_for_update=True)
-        if recipient is None:
-            # Two first events for one patient racing here: the loser's
-            # insert fails, and its handler is retried and finds the row.
-            recipient = Recipient(patient_id=patient_id, email_consent=False, sms_consent=False,
-                                  email_enabled=True, sms_enabled=True)
-            uow.session.add(recipient)
-            uow.session.flush()
-        return recipient
+        # Two first events about one patient (registration and a consent)
+        # may race here: the insert that loses simply does nothing, and the
+        # lock then orders the two updates.
+        _insert_unless_exists(uow.session, Recipient.__table__, "patient_id", dict(
+            patient_id=patient_id, email_consent=False, sms_consent=False, email_enabled=True, sms_enabled=True,
+            updated_at=utcnow()))
+        return uow.session.get(Recipient, patient_id, with_for_update=True, populate_existing=True)
 
     def _known_recipient(self, session, patient_id, lock=False) -> Recipient:
         recipient = session.get(Recipient, str(patient_id), with_for_update=lock or None)
@@ -497,11 +495,7 @@ class NotificationsService(ClinicService):
             status=status.value, due_at=due_at, attempts=0, source_event_id=event.event_id,
             created_at=utcnow(), updated_at=utcnow(),
         )
-        dialect = uow.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        result = uow.session.execute(
-            insert(Message.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-        if result.rowcount != 1:
+        if not _insert_unless_exists(uow.session, Message.__table__, "dedupe_key", values):
             return False
         uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
                                          detail=detail or f"due {iso(due_at)}"))
@@ -589,6 +583,14 @@ class NotificationsService(ClinicService):
              actor: str | None = None) -> None:
         uow.session.add(DeliveryLogEntry(notification_id=message.notification_id, status=status, attempt=attempt,
                                          detail=(detail or "")[:500] or None, actor=actor))
+
+
+def _insert_unless_exists(session, table: sa.Table, unique_column: str, values: dict) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): the database,
+    not a prior SELECT, decides who was first. True if the row is new."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique_column]))
+    return result.rowcount == 1
 
 
 def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:
