@@ -24,6 +24,7 @@ class Kind(str, Enum):
     INVOICE_ISSUED = "invoice_issued"
     PAYMENT_RECEIPT = "payment_receipt"
     INVOICE_OVERDUE = "invoice_overdue"
+    REFUND_ISSUED = "refund_issued"
     STAFF_RISK_ALERT = "staff_risk_alert"
     STAFF_VITALS_ALERT = "staff_vitals_alert"
     WEBHOOK = "webhook"

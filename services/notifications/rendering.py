@@ -41,6 +41,7 @@ ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.INVOICE_ISSUED: ("number", "total_cents", "currency", "due_date"),
     Kind.PAYMENT_RECEIPT: ("number", "amount_cents", "currency", "received_at"),
     Kind.INVOICE_OVERDUE: ("number", "balance_cents", "currency", "due_date"),
+    Kind.REFUND_ISSUED: ("amount_cents", "currency", "issued_at"),
     Kind.STAFF_RISK_ALERT: ("mrn", "flags", "instrument", "response_id", "raised_at"),
     Kind.STAFF_VITALS_ALERT: ("mrn", "chair_id", "clinician_id", "session_id", "recorded_at", "alerts"),
 }
@@ -93,6 +94,10 @@ def template_facts(kind: Kind, facts: dict, *, given_name: str | None, time_zone
         received = _local(allowed["received_at"], zone)
         view.update(number=allowed["number"], amount=money(allowed["amount_cents"], allowed["currency"]),
                     received_on=f"{received:%-d %B %Y}" if received else "today")
+    elif kind == Kind.REFUND_ISSUED:
+        issued = _local(allowed["issued_at"], zone)
+        view.update(amount=money(allowed["amount_cents"], allowed["currency"]),
+                    issued_on=f"{issued:%-d %B %Y}" if issued else "today")
     elif kind == Kind.INVOICE_OVERDUE:
         view.update(number=allowed["number"], amount=money(allowed["balance_cents"], allowed["currency"]),
                     due_date=_day(allowed["due_date"]))

@@ -233,6 +233,10 @@ class NotificationsService(ClinicService):
         data = event.data
         self._queue_billing(uow, event, Kind.INVOICE_OVERDUE, reason=f"{data['invoice_id']}+{data.get('due_date')}")
 
+    @consumes("billing", "refund.issued")
+    def on_refund_issued(self, uow, event):
+        self._queue_billing(uow, event, Kind.REFUND_ISSUED, reason=event.data["refund_id"])
+
     # ------------------------------------------------------------ delivery
 
     @scheduler_timer(interval=1)

@@ -245,10 +245,14 @@ def test_billing_events_queue_invoice_receipt_and_overdue_messages(notifications
                "currency": "USD", "due_date": "2026-12-01", "days_overdue": 1}
     deliver(notifications, "on_invoice_overdue", amqp, "billing", "invoice.overdue", overdue)
     deliver(notifications, "on_invoice_overdue", amqp, "billing", "invoice.overdue", {**overdue, "days_overdue": 2})
+    deliver(notifications, "on_refund_issued", amqp, "billing", "refund.issued", {
+        "patient_id": pid, "refund_id": "ref-1", "payment_id": "pay-1", "invoice_id": "inv-1", "amount_cents": 5000,
+        "currency": "USD", "issued_at": iso_in(0)})
     billing = [m for m in messages(call, patient_id=pid) if m["kind"] != "welcome"]
     assert sorted((m["kind"], m["channel"]) for m in billing) == [
         ("invoice_issued", "email"), ("invoice_issued", "sms"), ("invoice_overdue", "email"),
-        ("invoice_overdue", "sms"), ("payment_receipt", "email"), ("payment_receipt", "sms")]
+        ("invoice_overdue", "sms"), ("payment_receipt", "email"), ("payment_receipt", "sms"),
+        ("refund_issued", "email"), ("refund_issued", "sms")]
     assert all("pay-2" not in m["dedupe_key"] for m in billing)
 
 

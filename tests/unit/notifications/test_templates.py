@@ -30,6 +30,7 @@ ORDINARY_FACTS = {
     "due_date": "2026-04-01", "amount_cents": 45000, "received_at": "2026-03-02T15:00:00Z", "balance_cents": 12000,
     "mrn": "MRN0000042", "response_id": "r-1", "raised_at": "2026-03-02T15:00:00Z", "chair_id": "chair-3",
     "clinician_id": "dr.who", "session_id": "s-1", "recorded_at": "2026-03-02T15:00:00Z",
+    "issued_at": "2026-03-03T15:00:00Z",
 }
 TEMPLATES = available_templates()
 
