@@ -246,14 +246,7 @@ class NotificationsService(ClinicService):
         settings = self._settings()
         now = utcnow()
         with self.db.unit_of_work() as uow:
-            ids = uow.session.execute(
-                sa.select(Message.notification_id)
-                .where(Message.status.in_(domain.PENDING), Message.due_at <= now,
-                       sa.or_(Message.claimed_until.is_(None), Message.claimed_until < now))
-                .order_by(Message.due_at)
-                .limit(settings.batch)
-                .with_for_update(skip_locked=True)
-            ).scalars().all()
+            ids = uow.session.execute(due_messages(now, settings.batch)).scalars().all()
             if ids:
                 uow.session.execute(sa.update(Message).where(Message.notification_id.in_(ids))
                                     .values(claimed_until=now + settings.claim))
@@ -587,6 +580,19 @@ class NotificationsService(ClinicService):
              actor: str | None = None) -> None:
         uow.session.add(DeliveryLogEntry(notification_id=message.notification_id, status=status, attempt=attempt,
                                          detail=(detail or "")[:500] or None, actor=actor))
+
+
+def due_messages(now: datetime, limit: int) -> sa.Select:
+    """The scheduler's only read: due, unclaimed rows through the
+    ``(status, due_at)`` index, skipping rows another replica has locked."""
+    return (
+        sa.select(Message.notification_id)
+        .where(Message.status.in_(domain.PENDING), Message.due_at <= now,
+               sa.or_(Message.claimed_until.is_(None), Message.claimed_until < now))
+        .order_by(Message.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _insert_unless_exists(session, table: sa.Table, unique_column: str, values: dict) -> bool:
