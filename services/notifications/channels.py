@@ -99,7 +99,9 @@ class ChannelSettings:
 
 
 def _subscriber(entry: dict) -> Subscriber:
-    events = entry.get("events") or ("*",)
+    # A subscriber names what it receives: events carry patient details, so
+    # nothing is forwarded by default.
+    events = entry.get("events") or ()
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
     return Subscriber(str(entry.get("name") or entry["url"]), str(entry["url"]), str(entry.get("secret") or ""),

@@ -30,3 +30,6 @@ def test_channel_settings_from_configuration():
     assert settings.webhooks[0].wants("appointment.scheduled") and not settings.webhooks[0].wants("invoice.issued")
     assert settings.subscriber("staff").url == "http://pager/hook"
     assert ChannelSettings.from_config({}).sms_url is None
+    # Events carry patient details: a subscriber gets only what it names.
+    quiet = ChannelSettings.from_config({"WEBHOOKS": [{"name": "x", "url": "http://x", "secret": "k"}]})
+    assert not quiet.webhooks[0].wants("patient.registered")
