@@ -8,7 +8,7 @@ from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
 from tests.support.billing import wait_until
 from tests.support.intake import approved_patient
-from tests.support.sessions import BASELINE, CHECKLIST, DISCHARGE, clinic_monday, clinic_time, iso
+from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso
 
 
 def test_a_completed_session_is_charged_invoiced_and_paid(start_service, clinic_config, events):
@@ -28,7 +28,7 @@ def test_a_completed_session_is_charged_invoiced_and_paid(start_service, clinic_
         session = rpc.sessions.check_in(appointment["appointment_id"], CHECKLIST)
         rpc.sessions.start_session(session["session_id"], {"lot_number": "KET-2026-11"})
         rpc.sessions.record_vitals(session["session_id"], BASELINE)
-        rpc.sessions.complete_session(session["session_id"], DISCHARGE)
+        rpc.sessions.complete_session(session["session_id"], discharge())
 
         # 90791 from the approval; the session completed at once, so a push
         # (96374) rather than an infusion hour, plus 35 mg of ketamine.
