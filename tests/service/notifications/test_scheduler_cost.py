@@ -12,8 +12,8 @@ from services.notifications.models import Message
 from services.notifications.service import due_messages
 
 
-def test_the_sweep_touches_only_due_rows(databases):
-    engine = databases.engine("notifications")
+def test_the_sweep_touches_only_due_rows(clean_databases):
+    engine = clean_databases.engine("notifications")
     now = datetime.now(timezone.utc)
 
     def rows(count, status, due_at):
