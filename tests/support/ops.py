@@ -102,21 +102,28 @@ class ClinicProcess:
     def url(self) -> str:
         return f"http://{self.address}"
 
-    def start(self, timeout: float = 40.0) -> "ClinicProcess":
+    def launch(self) -> "ClinicProcess":
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.command, env=self.env, cwd=PROJECT_ROOT,
                                         stdout=self._log, stderr=subprocess.STDOUT)
-
-        def ready():
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.command} exited {self.process.returncode}:\n{self.output()}")
-            return http_status(f"{self.url}/ready") == 200
-
-        wait_until(ready, timeout=timeout, interval=0.25, message=f"{' '.join(self.command)} ready")
         return self
 
+    def wait_until_up(self, probe: str = "ready", timeout: float = 60.0) -> "ClinicProcess":
+        def up():
+            if self.process.poll() is not None:
+                raise AssertionError(f"{' '.join(self.command)} exited {self.process.returncode}:\n{self.output()}")
+            return http_status(f"{self.url}/{probe}") == 200
+
+        wait_until(up, timeout=timeout, interval=0.25, message=f"{' '.join(self.command)} up")
+        return self
+
+    def start(self, probe: str = "ready") -> "ClinicProcess":
+        return self.launch().wait_until_up(probe)
+
     def stop(self) -> int | None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
@@ -124,7 +131,7 @@ class ClinicProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-        return self.process.returncode if self.process else None
+        return self.process.returncode
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
