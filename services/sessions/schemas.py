@@ -131,6 +131,13 @@ class Checklist(Schema):
     mood_score: int | None = Field(default=None, ge=0, le=10)
 
 
+class CheckInInput(Checklist):
+    # Charted after the fact: when the patient actually arrived.
+    checked_in_at: datetime | None = None
+
+    _aware = field_validator("checked_in_at")(_aware)
+
+
 class StartInput(Schema):
     lot_number: str = Field(min_length=1, max_length=40)
     dose_mg: float | None = Field(default=None, gt=0)

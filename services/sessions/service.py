@@ -32,6 +32,8 @@ CLINICIAN_ROLES = ("clinician", "admin")
 # Times typed in by staff may be backdated (charting after the fact), but a
 # clock a little ahead of ours is no reason to refuse a reading.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# How far back a check-in may be charted after the fact.
+CHARTING_WINDOW = timedelta(hours=12)
 
 
 class SessionsService(ClinicService):
@@ -374,7 +376,10 @@ class SessionsService(ClinicService):
 
     @rpc
     def check_in(self, appointment_id, checklist):
-        given = parse(schemas.Checklist, checklist)
+        given = parse(schemas.CheckInInput, checklist)
+        checked_in_at = not_future(given.checked_in_at, "checked_in_at")
+        if utcnow() - checked_in_at > CHARTING_WINDOW:
+            raise field_error("checked_in_at", f"must be within the last {CHARTING_WINDOW.seconds // 3600} hours")
         with self.db.unit_of_work() as uow:
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
@@ -383,10 +388,10 @@ class SessionsService(ClinicService):
             appointment.status = AppointmentStatus.CHECKED_IN.value
             record = SessionRecord(appointment_id=appointment.appointment_id, plan_id=plan.plan_id,
                                    patient_id=appointment.patient_id, route=plan.route, drug=plan.drug,
-                                   checked_in_at=utcnow())
+                                   checked_in_at=checked_in_at)
             uow.session.add(record)
             flush_or_conflict(uow.session, "this appointment is already checked in")
-            self._apply_checklist(uow, record, appointment, given)
+            self._apply_checklist(uow, record, appointment, given, measured_at=checked_in_at)
             self._audit(uow, record.patient_id, "check_in", record.session_id)
             uow.emit("session.checked_in", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
@@ -846,7 +851,8 @@ class SessionsService(ClinicService):
         domain.check_on_grid(given.first_starts_at, rules.hours)
         return domain.propose_course(given.first_starts_at, sessions, rules.hours, course, self._length(plan.route))
 
-    def _apply_checklist(self, uow, record: SessionRecord, appointment: Appointment, given) -> None:
+    def _apply_checklist(self, uow, record: SessionRecord, appointment: Appointment, given,
+                         measured_at: datetime | None = None) -> None:
         for name in ("fasting_confirmed", "escort_confirmed", "weight_kg", "pre_phq9", "mood_score"):
             value = getattr(given, name)
             if value is not None:
@@ -855,13 +861,13 @@ class SessionsService(ClinicService):
             # A corrected pre-session score replaces the first one.
             uow.session.execute(sa.delete(PHQ9Score).where(PHQ9Score.session_id == record.session_id))
             uow.session.add(PHQ9Score(plan_id=record.plan_id, session_id=record.session_id, total=given.pre_phq9,
-                                      recorded_at=utcnow()))
+                                      recorded_at=measured_at or utcnow()))
         if given.baseline_vitals is not None:
             baseline = given.baseline_vitals.model_dump()
             record.baseline_vitals = baseline
             # Also a reading: it is the blood pressure before dosing, and a
             # baseline already past the thresholds must alert too.
-            self._add_reading(uow, record, appointment, baseline, utcnow())
+            self._add_reading(uow, record, appointment, baseline, measured_at or utcnow())
 
     def _add_reading(self, uow, record: SessionRecord, appointment: Appointment, measured: dict,
                      recorded_at: datetime) -> VitalsReading:

@@ -1,6 +1,6 @@
 """Check-in, dosing, vitals and alerts, discharge, abort, signing and
 addenda, REMS monitoring forms and course outcomes, through the entrypoints."""
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -228,3 +228,27 @@ def test_an_aborted_induction_session_is_replaced_and_completions_count_given_se
     call("complete_session", sid, discharge())
     assert events.wait_for("session.completed")["data"]["sequence"] == 1
     assert events.events("course.completed") == []
+
+
+def test_a_check_in_charted_after_the_fact_keeps_the_real_times(call, appointment, events):
+    events.listen("sessions")
+    now = datetime.now(timezone.utc)
+    session = call("check_in", appointment["appointment_id"],
+                   {**CHECKLIST, "checked_in_at": iso(now - timedelta(minutes=75))})
+    assert session["checked_in_at"] == iso(now - timedelta(minutes=75))
+    call("start_session", session["session_id"],
+         {"lot_number": "LOT-1", "started_at": iso(now - timedelta(minutes=60))})
+    for minutes_ago in (45, 30, 21):
+        call("record_vitals", session["session_id"], {**BASELINE, "recorded_at": iso(now - timedelta(minutes=minutes_ago))})
+    call("complete_session", session["session_id"], discharge(stopped_at=iso(now - timedelta(minutes=20))))
+    completed = events.wait_for("session.completed")
+    assert completed["data"]["duration_minutes"] == 40
+
+
+@pytest.mark.parametrize("when, words", [(timedelta(hours=13), "within the last 12 hours"),
+                                         (-timedelta(hours=1), "future")])
+def test_a_check_in_cannot_be_charted_far_back_or_ahead(call, appointment, count, when, words):
+    with pytest.raises(ValidationFailed, match=words):
+        call("check_in", appointment["appointment_id"],
+             {**CHECKLIST, "checked_in_at": iso(datetime.now(timezone.utc) - when)})
+    assert count("session_records") == 0
