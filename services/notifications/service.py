@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import eventlet
 import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
 from sqlalchemy.dialects import postgresql, sqlite
 
 from common.errors import Conflict, NotFound
@@ -69,6 +70,17 @@ class Settings:
         )
 
 
+class NotificationSettings(DependencyProvider):
+    """``self.settings``: the NOTIFICATIONS section read once at start, so a
+    bad value stops the service at once instead of failing each message."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config.get("NOTIFICATIONS") or {})
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
 @dataclass(frozen=True)
 class Outgoing:
     channel: Channel
@@ -83,6 +95,7 @@ class NotificationsService(ClinicService):
     name = "notifications"
 
     channels = Channels()
+    settings = NotificationSettings()
 
     # ------------------------------------------------------------ read models
 
@@ -186,7 +199,7 @@ class NotificationsService(ClinicService):
     @consumes("sessions", "session.completed")
     def on_session_completed(self, uow, event):
         data = event.data
-        settings = self._settings()
+        settings = self.settings
         recipient = uow.session.get(Recipient, data["patient_id"])
         zone = self._zone(recipient)
         ended_at = parse_instant(data.get("ended_at")) or event.occurred_at
@@ -243,7 +256,7 @@ class NotificationsService(ClinicService):
     def deliver_due(self):
         """Claims due messages (skipping rows another replica holds) and
         sends them a few at a time; only due rows are read."""
-        settings = self._settings()
+        settings = self.settings
         now = utcnow()
         with self.db.unit_of_work() as uow:
             ids = uow.session.execute(due_messages(now, settings.batch)).scalars().all()
@@ -266,7 +279,7 @@ class NotificationsService(ClinicService):
             log.exception("delivering notification %s failed", notification_id)
 
     def _deliver(self, notification_id: str) -> None:
-        settings = self._settings()
+        settings = self.settings
         with self.db.unit_of_work() as uow:
             message = uow.session.get(Message, notification_id, with_for_update=True)
             if message is None or message.status not in domain.PENDING:
@@ -441,9 +454,6 @@ class NotificationsService(ClinicService):
 
     # ------------------------------------------------------------ helpers
 
-    def _settings(self) -> Settings:
-        return Settings.from_config(self.config.get("NOTIFICATIONS") or {})
-
     @staticmethod
     def _zone(recipient: Recipient | None) -> str:
         return (recipient.time_zone if recipient is not None and recipient.time_zone else domain.DEFAULT_TIME_ZONE)
@@ -506,7 +516,7 @@ class NotificationsService(ClinicService):
         ``decision``, quiet hours decide when."""
         if decision is None:
             zone = self._zone(uow.session.get(Recipient, patient_id))
-            decision = domain.when_to_send(desired, zone, self._settings().timing)
+            decision = domain.when_to_send(desired, zone, self.settings.timing)
         if decision.send_at is None:
             log.info("%s for patient %s skipped: %s", kind.value, patient_id, decision.skip_reason)
         for channel in channels:
@@ -520,7 +530,7 @@ class NotificationsService(ClinicService):
                             context=context)
 
     def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
-        settings = self._settings()
+        settings = self.settings
         starts_at = parse_instant(appointment.starts_at)
         zone = self._zone(uow.session.get(Recipient, appointment.patient_id))
         for plan in domain.plan_reminders(starts_at, utcnow(), zone, settings.timing):
