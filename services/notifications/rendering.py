@@ -105,6 +105,8 @@ def template_facts(kind: Kind, facts: dict, *, given_name: str | None, time_zone
         # Staff are told who by MRN only: an alert email may sit in a shared
         # inbox or on a locked phone screen.
         view = {"clinic": clinic, **{k: v for k, v in allowed.items()}}
+        # Sessions may not know the MRN yet; the alert must still go out.
+        view["mrn"] = allowed.get("mrn") or "MRN unknown"
         view["flags"] = [str(flag) for flag in (allowed.get("flags") or [])]
         view["alerts"] = [
             {key: alert.get(key) for key in ("code", "measure", "value", "threshold")}

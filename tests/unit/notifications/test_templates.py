@@ -99,3 +99,11 @@ def test_an_sms_fits_in_a_few_segments():
 ])
 def test_money_is_formatted_from_integer_cents(cents, currency, text):
     assert money(cents, currency) == text
+
+
+def test_a_staff_alert_without_an_mrn_still_renders():
+    view = template_facts(Kind.STAFF_VITALS_ALERT, {"mrn": None, "chair_id": "chair-3", "session_id": "s-1",
+                                                     "recorded_at": "2026-03-02T15:00:00Z", "alerts": []},
+                          given_name=None, time_zone="UTC", clinic="Harbor Wellness", clinic_phone="")
+    assert render(Kind.STAFF_VITALS_ALERT, Channel.STAFF_EMAIL, view).subject == \
+        "URGENT: vitals alert for MRN unknown, chair chair-3"
