@@ -4,8 +4,10 @@ environment compose would give it. It migrates, becomes ready, logs JSON
 lines without patient data, serves metrics, and replicas migrating at once
 do not trip over each other."""
 import os
+import shutil
 import subprocess
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +16,8 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.cli import SERVICES, available_services, has_database
 from common.errors import ValidationFailed
-from common.migrations import alembic_config, current_revision
+from common.config import PROJECT_ROOT
+from common.migrations import alembic_config, current_revision, upgrade
 from tests.support.databases import POSTGRES_ADMIN_URL
 from tests.support.intake import PATIENT, approved_patient
 from tests.support.net import free_port
@@ -149,3 +152,42 @@ def test_replicas_starting_together_migrate_once(fresh_intake_database):
     assert [code for code, _ in results] == [0, 0, 0], results
     head = ScriptDirectory.from_config(alembic_config("intake", fresh_intake_database)).get_current_head()
     assert current_revision(fresh_intake_database) == head
+
+
+INIT_SCRIPT = PROJECT_ROOT / "docker" / "postgres" / "init-databases.sh"
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql (the PostgreSQL client) is not installed")
+def test_postgres_first_start_gives_each_service_a_role_that_can_migrate_its_own_database():
+    # What the postgres container runs on its first start, against the local
+    # server, with names of this run's own.
+    run = uuid.uuid4().hex[:6]
+    names = {service: f"ops{run}_{service}" for service in SERVICES if has_database(service)}
+    admin_url = urlsplit(POSTGRES_ADMIN_URL)
+    env = {**os.environ, "POSTGRES_USER": admin_url.username, "PGHOST": admin_url.hostname,
+           "PGPORT": str(admin_url.port or 5432), "CLINIC_DATABASES": " ".join(names.values()),
+           **{f"{name.upper()}_DB_PASSWORD": f"pw-{run}" for name in names.values()}}
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        result = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        for service, name in names.items():
+            url = f"postgresql+psycopg2://{name}:pw-{run}@{admin_url.hostname}:{admin_url.port or 5432}/{name}"
+            upgrade(service, url)  # as the service's own role, not a superuser
+            head = ScriptDirectory.from_config(alembic_config(service, url)).get_current_head()
+            assert current_revision(url) == head
+        with admin.connect() as connection:
+            owners = dict(connection.execute(sa.text(
+                "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE :prefix"),
+                {"prefix": f"ops{run}_%"}).all())
+            assert owners == {name: name for name in names.values()}
+            superusers = connection.execute(sa.text(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE :prefix AND rolsuper"),
+                {"prefix": f"ops{run}_%"}).scalar_one()
+            assert superusers == 0
+    finally:
+        with admin.connect() as connection:
+            for name in names.values():
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()
