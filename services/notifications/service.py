@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 import eventlet
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from common.errors import Conflict, NotFound
 from common.events import utcnow
 from common.handlers import consumes, rpc
+from common.observability import record_notification
 from common.service import ClinicService, ConfiguredTimer
 from common.validation import parse
 from services.notifications import domain, rendering, schemas
@@ -30,6 +32,8 @@ from services.notifications.models import Appointment, DeliveryLogEntry, Message
 from services.notifications.schemas import iso, parse_instant
 
 log = logging.getLogger(__name__)
+
+URGENT_SWEEP_SECONDS = 0.25
 
 
 class SchedulerTimer(ConfiguredTimer):
@@ -256,10 +260,19 @@ class NotificationsService(ClinicService):
     def deliver_due(self):
         """Claims due messages (skipping rows another replica holds) and
         sends them a few at a time; only due rows are read."""
+        self._deliver_batch(urgent_only=False)
+
+    @timer(interval=URGENT_SWEEP_SECONDS)
+    def deliver_urgent(self):
+        """Staff alerts must not wait behind a batch of confirmations: this
+        sweep claims only urgent rows, a few times a second."""
+        self._deliver_batch(urgent_only=True)
+
+    def _deliver_batch(self, urgent_only: bool) -> None:
         settings = self.settings
         now = utcnow()
         with self.db.unit_of_work() as uow:
-            ids = uow.session.execute(due_messages(now, settings.batch)).scalars().all()
+            ids = uow.session.execute(due_messages(now, settings.batch, urgent_only=urgent_only)).scalars().all()
             if ids:
                 uow.session.execute(sa.update(Message).where(Message.notification_id.in_(ids))
                                     .values(claimed_until=now + settings.claim))
@@ -292,6 +305,12 @@ class NotificationsService(ClinicService):
         with self.db.unit_of_work() as uow:
             message = uow.session.get(Message, notification_id, with_for_update=True)
             self._record(uow, message, outcome, settings)
+            counted = (message.channel, message.kind, message.status)
+        # Counted once the outcome is committed.
+        channel, kind, status = counted
+        record_notification(channel, kind, "sent" if status == Status.SENT.value else "failed")
+        if status in (Status.RETRYING.value, Status.DEAD.value):
+            record_notification(channel, kind, status)
 
     def _prepare(self, uow, message: Message, settings: Settings):
         """The message ready to send, an ``Outcome`` for a failure found
@@ -592,17 +611,19 @@ class NotificationsService(ClinicService):
                                          detail=(detail or "")[:500] or None, actor=actor))
 
 
-def due_messages(now: datetime, limit: int) -> sa.Select:
+def due_messages(now: datetime, limit: int, urgent_only: bool = False) -> sa.Select:
     """The scheduler's only read: due, unclaimed rows through the
-    ``(status, due_at)`` index, skipping rows another replica has locked."""
-    return (
+    ``(status, due_at)`` index, skipping rows another replica has locked;
+    urgent ones first."""
+    query = (
         sa.select(Message.notification_id)
         .where(Message.status.in_(domain.PENDING), Message.due_at <= now,
                sa.or_(Message.claimed_until.is_(None), Message.claimed_until < now))
-        .order_by(Message.due_at)
+        .order_by(Message.urgent.desc(), Message.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    return query.where(Message.urgent.is_(True)) if urgent_only else query
 
 
 def _insert_unless_exists(session, table: sa.Table, unique_column: str, values: dict) -> bool:

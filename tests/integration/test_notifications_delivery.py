@@ -4,6 +4,7 @@ provider, the webhook subscribers and the staff pager."""
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 import sqlalchemy as sa
 from nameko.testing.services import entrypoint_hook
 
@@ -135,7 +136,14 @@ def test_a_cancelled_appointments_reminders_are_never_sent(notifications, amqp, 
     assert statuses(notifications, appointment_id="appt-2")[("appointment_reminder", "sms")] == "cancelled"
 
 
+def delivery_count(channel, kind, outcome):
+    return REGISTRY.get_sample_value("clinic_notifications_total", {
+        "service": "notifications", "channel": channel, "kind": kind, "outcome": outcome}) or 0
+
+
 def test_smtp_down_for_a_while_is_retried_and_delivered_once_back(notifications, amqp, smtp, databases):
+    counted_before = {outcome: delivery_count("email", "invoice_issued", outcome)
+                      for outcome in ("failed", "retrying", "sent")}
     pid = str(uuid.uuid4())
     register_patient(amqp, pid, consents=())  # no welcome in the way
     smtp.stop()
@@ -167,6 +175,9 @@ def test_smtp_down_for_a_while_is_retried_and_delivered_once_back(notifications,
     assert steps[0] == "queued" and steps[-1] == "sent"
     assert steps.count("failed") >= 3 and "retrying" in steps and "dead" not in steps
     assert all("SMTP unreachable" in e["detail"] for e in log if e["status"] == "failed")
+    # The delivery counters operators scrape saw the same story.
+    for outcome in ("failed", "retrying", "sent"):
+        assert delivery_count("email", "invoice_issued", outcome) > counted_before[outcome]
 
 
 def test_webhooks_are_signed_and_a_bad_signature_is_refused(notifications, amqp, receiver):
