@@ -148,10 +148,16 @@ def cmd_migrate(args) -> int:
     return migrate_or_explain(config, names)
 
 
+def service_port(name: str) -> int:
+    """The service's HTTP port: CLINIC_PORTS ("gateway=8000,intake=8001,…")
+    overrides the defaults, so a second clinic (the demo) can run beside one."""
+    overrides = dict(part.split("=", 1) for part in os.environ.get("CLINIC_PORTS", "").split(",") if "=" in part)
+    return int(overrides.get(name, SERVICES[name][1]))
+
+
 def service_env(name: str) -> dict:
     env = dict(os.environ)
-    port = SERVICES[name][1]
-    env.setdefault("WEB_SERVER_ADDRESS", f"{os.environ.get('CLINIC_BIND', '127.0.0.1')}:{port}")
+    env.setdefault("WEB_SERVER_ADDRESS", f"{os.environ.get('CLINIC_BIND', '127.0.0.1')}:{service_port(name)}")
     # Names the process in every JSON log line, even outside a worker.
     env["CLINIC_SERVICE"] = name
     env.setdefault("PYTHONWARNINGS", "ignore")
