@@ -16,7 +16,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 
-from common.events import isoformat, utcnow
+from common.events import iso, utcnow
 from common.observability import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class DeadLetterSender:
             "queue": queue,
             "attempts": attempts,
             "error": f"{type(error).__name__}: {error}"[:2000],
-            "failed_at": isoformat(utcnow()),
+            "failed_at": iso(utcnow()),
             "body": body,
         }
         # Raises if the broker refuses: the caller's message is then requeued.

@@ -14,8 +14,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def isoformat(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+def as_utc(moment: datetime | None) -> datetime | None:
+    """An aware datetime; a naive one (SQLite hands them back) means UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def iso(moment: datetime | None) -> str | None:
+    """The wire form of an instant: UTC, ISO 8601, with ``Z``."""
+    if moment is None:
+        return None
+    return as_utc(moment).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class Event(BaseModel):
@@ -49,7 +59,7 @@ def envelope(
         "event_id": event_id,
         "type": event_type,
         "version": version,
-        "occurred_at": isoformat(occurred_at or utcnow()),
+        "occurred_at": iso(occurred_at or utcnow()),
         "producer": producer,
         "correlation_id": correlation_id or event_id,
         "data": data,

@@ -1,6 +1,7 @@
 """Turning untrusted input into schema objects, with errors naming the field."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -42,6 +43,14 @@ def validation_failed(exc: ValidationError) -> ValidationFailed:
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
     return ValidationFailed(summary, errors)
+
+
+def require_offset(value: datetime | None) -> datetime | None:
+    """A field validator for instants: a time without an offset is
+    ambiguous in a clinic whose patients live in several time zones."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
+    return value.astimezone(timezone.utc) if value is not None else None
 
 
 def dump(model: BaseModel) -> dict:

@@ -8,24 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from common.validation import Schema
+from common.events import iso
+from common.validation import Schema, require_offset
 
 # A card number must never be stored; a processor's reference never looks like one.
 CARD_NUMBER = re.compile(r"^[\d\s-]{13,23}$")
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
-    return value
 
 
 # ----------------------------------------------------------------- requests
@@ -64,7 +55,7 @@ class PaymentInput(Schema):
     payer: str | None = Field(default=None, max_length=120)
     received_at: datetime | None = None
 
-    _aware = field_validator("received_at")(_aware)
+    _aware = field_validator("received_at")(require_offset)
 
     @field_validator("reference")
     @classmethod

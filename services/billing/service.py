@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, NotFound, ValidationFailed, field_error
-from common.events import utcnow
+from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
 from common.service import ClinicService
 from common.validation import parse, validation_failed
@@ -29,7 +29,6 @@ from services.billing.models import (
     BillingPatient, Charge, FeePrice, IdempotentRequest, Invoice, InvoiceCounter, InvoiceLine,
     OverdueNotice, Package, PackageUse, Payment, Refund, new_id,
 )
-from services.billing.schemas import iso
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class BillingService(ClinicService):
         """The initial consultation (90791) on the day of the decision."""
         facts = event_facts(schemas.ApprovalFacts, event.data)
         patient = self._patient_copy(uow.session, facts.patient_id)
-        if aware(patient.diagnoses_as_of or NEVER) < event.occurred_at:
+        if as_utc(patient.diagnoses_as_of or NEVER) < event.occurred_at:
             patient.diagnosis_codes = [code.upper() for code in facts.diagnosis_codes]
             patient.diagnoses_as_of = event.occurred_at
             patient.mrn = facts.mrn or patient.mrn
@@ -510,13 +509,13 @@ class BillingService(ClinicService):
     def _remember_patient(self, session, event) -> None:
         facts = event_facts(schemas.PatientFacts, event.data)
         record = self._patient_copy(session, facts.patient_id)
-        if aware(record.facts_as_of) >= event.occurred_at:
+        if as_utc(record.facts_as_of) >= event.occurred_at:
             return  # an older fact arriving late
         record.mrn = facts.mrn or record.mrn
         record.given_name, record.family_name = facts.given_name, facts.family_name
         record.date_of_birth = facts.date_of_birth
         record.facts_as_of = event.occurred_at
-        if aware(record.diagnoses_as_of or NEVER) < event.occurred_at:
+        if as_utc(record.diagnoses_as_of or NEVER) < event.occurred_at:
             record.diagnosis_codes = [code.upper() for code in facts.diagnosis_codes]
             record.diagnoses_as_of = event.occurred_at
 
@@ -764,9 +763,6 @@ def event_facts(model, data):
     except ValidationError as exc:
         raise validation_failed(exc) from None
 
-
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def package_balance(package: Package) -> domain.PackageBalance:

@@ -3,7 +3,7 @@ QuestionnaireResponse, and an Observation for each questionnaire's total."""
 from __future__ import annotations
 
 from services.intake.models import Patient, QuestionnaireResponse
-from services.intake.schemas import iso
+from common.events import iso
 
 MRN_SYSTEM = "urn:clinic:mrn"
 LOCAL_CODES = "urn:clinic:codes"

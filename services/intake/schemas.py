@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, field_validator
 
-from common.validation import Schema
+from common.events import iso
+from common.validation import Schema, require_offset
 from services.intake.domain import INSTRUMENTS, KNOWN_CONDITIONS
 from services.intake.models import Consent, MedicalHistory, Patient, QuestionnaireResponse, Screening
 
@@ -41,10 +42,6 @@ def _time_zone(value: str) -> str:
     return value
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
-    return value
 
 
 class EmergencyContact(Schema):
@@ -129,14 +126,14 @@ class ConsentInput(Schema):
     given_at: datetime | None = None
     method: ConsentMethod
 
-    _aware = field_validator("given_at")(_aware)
+    _aware = field_validator("given_at")(require_offset)
 
 
 class ConsentWithdrawal(Schema):
     kind: ConsentKind
     withdrawn_at: datetime | None = None
 
-    _aware = field_validator("withdrawn_at")(_aware)
+    _aware = field_validator("withdrawn_at")(require_offset)
 
 
 class Medication(Schema):
@@ -173,7 +170,7 @@ class QuestionnaireInput(Schema):
     answers: list
     completed_at: datetime | None = None
 
-    _aware = field_validator("completed_at")(_aware)
+    _aware = field_validator("completed_at")(require_offset)
 
     @field_validator("instrument")
     @classmethod
@@ -199,12 +196,6 @@ class DeclineInput(Schema):
     clinician: str | None = Field(default=None, max_length=120)
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------ output views

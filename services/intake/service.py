@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from common.errors import NotFound, ValidationFailed
-from common.events import utcnow
+from common.events import iso, utcnow
 from common.handlers import rpc
 from common.service import ClinicService
 from common.validation import parse
@@ -17,7 +17,7 @@ from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
 )
 from services.intake.schemas import (
-    consent_facts, consent_summary, consent_view, history_view, intake_view, iso, mrn_number,
+    consent_facts, consent_summary, consent_view, history_view, intake_view, mrn_number,
     patient_facts, patient_view, questionnaire_view, screening_view,
 )
 

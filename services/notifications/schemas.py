@@ -1,11 +1,12 @@
 """Inputs of the notifications RPC methods and the views they return."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from common.events import as_utc, iso
 from common.validation import Schema
 
 StatusName = Literal["queued", "retrying", "sent", "dead", "skipped", "cancelled"]
@@ -47,15 +48,9 @@ def parse_instant(value) -> datetime | None:
     if value in (None, ""):
         return None
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return as_utc(moment)
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def message_view(message) -> dict:

@@ -20,7 +20,7 @@ from nameko.timer import timer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from common.errors import Conflict, NotFound
-from common.events import utcnow
+from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
 from common.service import ClinicService, ConfiguredTimer
@@ -29,7 +29,7 @@ from services.notifications import domain, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, new_id
-from services.notifications.schemas import iso, parse_instant
+from services.notifications.schemas import parse_instant
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
 """What crosses sessions' boundary: validated inputs and the shapes returned."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from common.validation import Schema
+from common.events import iso
+from common.validation import Schema, require_offset
 from services.sessions.models import (
     Addendum, Appointment, MonitoringForm, PatientEligibility, Resource, SideEffect, TreatmentPlan, VitalsReading,
 )
@@ -25,10 +26,6 @@ AbortReason = Literal["vitals_alert", "adverse_event", "patient_request", "check
                       "equipment_failure", "eligibility", "other"]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:00:00Z")
-    return value.astimezone(timezone.utc) if value is not None else None
 
 
 class ResourceInput(Schema):
@@ -68,7 +65,7 @@ class BookingInput(Schema):
     clinician_id: str = Field(min_length=1, max_length=36)
     kind: Literal["induction", "maintenance"] | None = None
 
-    _aware = field_validator("starts_at")(_aware)
+    _aware = field_validator("starts_at")(require_offset)
 
 
 class CourseInput(Schema):
@@ -77,7 +74,7 @@ class CourseInput(Schema):
     clinician_id: str = Field(min_length=1, max_length=36)
     sessions: int | None = Field(default=None, ge=1, le=12)
 
-    _aware = field_validator("first_starts_at")(_aware)
+    _aware = field_validator("first_starts_at")(require_offset)
 
 
 class RescheduleInput(Schema):
@@ -85,7 +82,7 @@ class RescheduleInput(Schema):
     chair_id: str | None = Field(default=None, max_length=36)
     clinician_id: str | None = Field(default=None, max_length=36)
 
-    _aware = field_validator("starts_at")(_aware)
+    _aware = field_validator("starts_at")(require_offset)
 
 
 class FreeSlotsQuery(Schema):
@@ -135,7 +132,7 @@ class CheckInInput(Checklist):
     # Charted after the fact: when the patient actually arrived.
     checked_in_at: datetime | None = None
 
-    _aware = field_validator("checked_in_at")(_aware)
+    _aware = field_validator("checked_in_at")(require_offset)
 
 
 class StartInput(Schema):
@@ -143,13 +140,13 @@ class StartInput(Schema):
     dose_mg: float | None = Field(default=None, gt=0)
     started_at: datetime | None = None
 
-    _aware = field_validator("started_at")(_aware)
+    _aware = field_validator("started_at")(require_offset)
 
 
 class VitalsInput(Vitals):
     recorded_at: datetime | None = None
 
-    _aware = field_validator("recorded_at")(_aware)
+    _aware = field_validator("recorded_at")(require_offset)
 
 
 class ObservationInput(Schema):
@@ -173,7 +170,7 @@ class SideEffectInput(Schema):
     intervention: str | None = Field(default=None, max_length=1000)
     recorded_at: datetime | None = None
 
-    _aware = field_validator("recorded_at")(_aware)
+    _aware = field_validator("recorded_at")(require_offset)
 
 
 class CompletionInput(Schema):
@@ -186,7 +183,7 @@ class CompletionInput(Schema):
     escort_present: bool
     no_driving_advised: bool
 
-    _aware = field_validator("stopped_at", "discharged_at")(_aware)
+    _aware = field_validator("stopped_at", "discharged_at")(require_offset)
 
 
 class AbortInput(Schema):
@@ -211,18 +208,8 @@ class PHQ9Input(Schema):
     total: int = Field(ge=0, le=27)
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
 
 
 # ------------------------------------------------------------------ views

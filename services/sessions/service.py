@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
-from common.events import utcnow
+from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
 from common.service import ClinicService
 from common.validation import parse
@@ -22,7 +22,7 @@ from services.sessions.models import (
     ResourceBooking, SessionRecord, SideEffect, TreatmentPlan, VitalsReading,
 )
 from services.sessions.schemas import (
-    addendum_view, appointment_view, aware, eligibility_view, form_view, iso, measures, plan_view, reading_view,
+    addendum_view, appointment_view, eligibility_view, form_view, measures, plan_view, reading_view,
     resource_view, side_effect_view,
 )
 
@@ -247,7 +247,7 @@ class SessionsService(ClinicService):
             domain.check_appointment_move(AppointmentStatus(record.status), "reschedule")
             plan = self._plan(uow.session, record.plan_id, lock=True)
             self._check_bookable(uow.session, plan)
-            previous = aware(record.starts_at)
+            previous = as_utc(record.starts_at)
             # Released first, in its own statement, so the new slots may
             # overlap the old ones.
             uow.session.execute(sa.delete(ResourceBooking).where(ResourceBooking.appointment_id == record.appointment_id))
@@ -272,7 +272,7 @@ class SessionsService(ClinicService):
             record.status = AppointmentStatus.CANCELLED.value
             record.cancelled_at = now
             record.late_cancellation = domain.is_late_cancellation(
-                aware(record.starts_at), now, self._rules().late_cancellation_hours)
+                as_utc(record.starts_at), now, self._rules().late_cancellation_hours)
             record.cancelled_by_role = actor_role(self.db.actor) or "system"
             uow.session.execute(sa.delete(ResourceBooking).where(ResourceBooking.appointment_id == record.appointment_id))
             uow.emit("appointment.cancelled", {
@@ -287,7 +287,7 @@ class SessionsService(ClinicService):
         with self.db.unit_of_work() as uow:
             record = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(record.status), "no_show")
-            if aware(record.starts_at) > utcnow():
+            if as_utc(record.starts_at) > utcnow():
                 raise Conflict("an appointment cannot be marked a no-show before it starts")
             record.status = AppointmentStatus.NO_SHOW.value
             uow.emit("appointment.no_show", {
@@ -360,7 +360,7 @@ class SessionsService(ClinicService):
                     sa.select(ResourceBooking.resource_id, ResourceBooking.slot_start).where(
                         ResourceBooking.resource_id.in_(list(busy)),
                         ResourceBooking.slot_start >= opens, ResourceBooking.slot_start < closes)):
-                busy[resource_id].add(aware(slot))
+                busy[resource_id].add(as_utc(slot))
         free = {rid: set(domain.free_starts(opens, closes, length, hours.slot_minutes, taken, utcnow()))
                 for rid, taken in busy.items()}
         slots = []
@@ -420,7 +420,7 @@ class SessionsService(ClinicService):
             missing = domain.missing_checklist_items(checklist_facts(record))
             if missing:
                 raise Conflict("the check-in checklist is incomplete: " + ", ".join(missing), {"missing": missing})
-            if started_at < aware(record.checked_in_at):
+            if started_at < as_utc(record.checked_in_at):
                 raise field_error("started_at", "must not be before the patient checked in")
             self._check_eligible(uow.session, record.patient_id, record.route)
             plan = self._plan(uow.session, record.plan_id)
@@ -495,7 +495,7 @@ class SessionsService(ClinicService):
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "complete", signed=bool(record.signed_at))
             plan = self._plan(uow.session, record.plan_id, lock=True)
-            started_at = aware(record.started_at)
+            started_at = as_utc(record.started_at)
             if record.route == "iv_infusion" and given.stopped_at is None:
                 # The infusion time is what is billed (96365/96366): it is
                 # charted, never guessed from the discharge time.
@@ -507,7 +507,7 @@ class SessionsService(ClinicService):
             if discharged_at < stopped_at:
                 raise field_error("discharged_at", "must not be before dosing stopped")
             readings = self._readings(uow.session, record)
-            after_dosing = [r for r in readings if aware(r.recorded_at) > started_at]
+            after_dosing = [r for r in readings if as_utc(r.recorded_at) > started_at]
             problems = domain.discharge_problems(
                 record.baseline_vitals or {}, measures(after_dosing[-1]) if after_dosing else None,
                 alert_and_oriented=given.alert_and_oriented, escort_present=given.escort_present,
@@ -515,7 +515,7 @@ class SessionsService(ClinicService):
             if record.route == domain.ESKETAMINE:
                 problems += domain.rems_monitoring_problems(
                     started_at, discharged_at,
-                    [aware(r.recorded_at) for r in readings if r.systolic is not None],
+                    [as_utc(r.recorded_at) for r in readings if r.systolic is not None],
                     domain.route(record.route).min_observation_minutes)
             if problems:
                 raise Conflict("the patient cannot be discharged yet: " + ", ".join(problems), {"problems": problems})
@@ -555,7 +555,7 @@ class SessionsService(ClinicService):
             record.aborted_at, record.abort_reason_code, record.abort_note = now, given.reason_code, given.note
             self._appointment(uow.session, record.appointment_id).status = AppointmentStatus.ABORTED.value
             self._audit(uow, record.patient_id, "session_abort", record.session_id)
-            started_at = aware(record.started_at)
+            started_at = as_utc(record.started_at)
             # The note is clinical free text: only the reason code leaves.
             uow.emit("session.aborted", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
@@ -784,7 +784,7 @@ class SessionsService(ClinicService):
         return starts_at, ends_at
 
     def _other_session_starts(self, session, patient_id: str, moving: str | None = None) -> list[datetime]:
-        return [aware(s) for s in session.execute(sa.select(Appointment.starts_at).where(
+        return [as_utc(s) for s in session.execute(sa.select(Appointment.starts_at).where(
             Appointment.patient_id == patient_id,
             Appointment.status.in_([s.value for s in domain.HOLDING]),
             Appointment.appointment_id != (moving or ""))).scalars()]
@@ -825,7 +825,7 @@ class SessionsService(ClinicService):
 
     def _hold(self, session, record: Appointment) -> None:
         session.flush()
-        slots = domain.slot_starts(aware(record.starts_at), aware(record.ends_at), self._rules().hours.slot_minutes)
+        slots = domain.slot_starts(as_utc(record.starts_at), as_utc(record.ends_at), self._rules().hours.slot_minutes)
         # Inserted in one global order (kind, resource, time) so two
         # overlapping bookings wait on each other instead of deadlocking.
         for kind, resource_id, slot in sorted(
@@ -894,15 +894,15 @@ class SessionsService(ClinicService):
                                     .order_by(VitalsReading.recorded_at, VitalsReading.reading_id)).scalars())
 
     def _open_monitoring_form(self, session, record: SessionRecord, readings, rules: domain.Rules) -> None:
-        day = rules.hours.local_date(aware(record.started_at))
+        day = rules.hours.local_date(as_utc(record.started_at))
         serious = session.execute(sa.select(SideEffect.effect).where(
             SideEffect.session_id == record.session_id, SideEffect.serious.is_(True))).scalars().all()
         session.add(MonitoringForm(
             session_id=record.session_id, patient_id=record.patient_id, session_date=day,
             due_on=domain.monitoring_form_due(day, rules.monitoring_form_days),
             content={"dose_mg": record.dose_mg, "lot_number": record.lot_number,
-                     "monitoring_minutes": domain.minutes_between(aware(record.started_at),
-                                                                  aware(record.discharged_at)),
+                     "monitoring_minutes": domain.minutes_between(as_utc(record.started_at),
+                                                                  as_utc(record.discharged_at)),
                      "vitals": [reading_view(r) for r in readings],
                      "serious_adverse_events": sorted(set(serious))},
         ))
@@ -934,7 +934,7 @@ class SessionsService(ClinicService):
                 Appointment.status == AppointmentStatus.COMPLETED.value)).one()
         next_due = None
         if plan.course_completed_at is not None and plan.maintenance_interval_days and last_start is not None:
-            last_day = self._rules().hours.local_date(aware(last_start))
+            last_day = self._rules().hours.local_date(as_utc(last_start))
             next_due = domain.next_maintenance_due(last_day, plan.maintenance_interval_days).isoformat()
         return {"plan_id": plan.plan_id, "sessions_completed": completed,
                 "induction_sessions": plan.induction_sessions,
@@ -947,9 +947,9 @@ class SessionsService(ClinicService):
                 "remission": outcome.remission}
 
     def _signature_facts(self, session, record: SessionRecord) -> dict:
-        started_at = aware(record.started_at)
+        started_at = as_utc(record.started_at)
         during = [r for r in self._readings(session, record)
-                  if started_at is not None and aware(r.recorded_at) > started_at]
+                  if started_at is not None and as_utc(r.recorded_at) > started_at]
         return {**checklist_facts(record), "pre_session_score": record.pre_phq9 is not None
                 or record.mood_score is not None, "status": record.status, "route": record.route,
                 "drug": record.drug, "dose_mg": record.dose_mg, "lot_number": record.lot_number,
@@ -975,12 +975,12 @@ class SessionsService(ClinicService):
                           "missing": domain.missing_checklist_items(checklist_facts(record))},
             "route": record.route, "drug": record.drug, "dose_mg": record.dose_mg, "lot_number": record.lot_number,
             "started_at": iso(record.started_at), "ended_at": iso(record.ended_at),
-            "duration_minutes": domain.minutes_between(aware(record.started_at), aware(record.ended_at)),
+            "duration_minutes": domain.minutes_between(as_utc(record.started_at), as_utc(record.ended_at)),
             "vitals": [reading_view(r) for r in readings],
             "monitoring_gaps": [{"from": iso(a), "to": iso(b), "minutes": domain.minutes_between(a, b)}
                                 for a, b in domain.monitoring_gaps(
-                                    aware(record.started_at), aware(record.ended_at),
-                                    [aware(r.recorded_at) for r in readings])] if record.started_at else [],
+                                    as_utc(record.started_at), as_utc(record.ended_at),
+                                    [as_utc(r.recorded_at) for r in readings])] if record.started_at else [],
             "dissociation": {"scale": record.dissociation_scale, "score": record.dissociation_score},
             "sedation_checked": record.sedation_checked,
             "side_effects": [side_effect_view(e) for e in effects],
@@ -997,7 +997,7 @@ class SessionsService(ClinicService):
 
 
 def newer(occurred_at: datetime, as_of: datetime | None) -> bool:
-    return as_of is None or occurred_at > aware(as_of)
+    return as_of is None or occurred_at > as_utc(as_of)
 
 
 def actor_role(actor: str | None) -> str | None:
