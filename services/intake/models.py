@@ -7,6 +7,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.audit import RecordAccessMixin
 from common.events import utcnow
 
 
@@ -126,14 +127,5 @@ class Screening(Base):
     screened_by: Mapped[str | None] = mapped_column(sa.String(120))
 
 
-class RecordAccess(Base):
-    """Audit trail: who read or changed a patient's record, and when."""
-
-    __tablename__ = "record_access"
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    patient_id: Mapped[str] = mapped_column(sa.String(36), index=True)
-    actor: Mapped[str] = mapped_column(sa.String(160))
-    action: Mapped[str] = mapped_column(sa.String(40))
-    correlation_id: Mapped[str | None] = mapped_column(sa.String(64))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+class RecordAccess(RecordAccessMixin, Base):
+    """Who read or changed a patient's intake record (see common.audit)."""

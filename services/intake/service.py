@@ -98,12 +98,7 @@ class IntakeService(ClinicService):
         """The audit trail of a patient's record, newest first."""
         with self.db.read() as session:
             record = self._patient(session, patient_id)
-            rows = session.execute(
-                sa.select(RecordAccess).where(RecordAccess.patient_id == record.patient_id)
-                .order_by(RecordAccess.id.desc()).limit(min(int(limit), 500)).offset(int(offset))
-            ).scalars().all()
-            return [{"actor": r.actor, "action": r.action, "at": iso(r.at),
-                     "correlation_id": r.correlation_id} for r in rows]
+            return RecordAccess.trail(session, record.patient_id, min(int(limit), 500), int(offset))
 
     # ---------------------------------------------------------------- consents
 
@@ -340,8 +335,7 @@ class IntakeService(ClinicService):
         return record
 
     def _audit(self, uow, record: Patient, action: str) -> None:
-        uow.session.add(RecordAccess(patient_id=record.patient_id, actor=self.db.actor or "rpc:unidentified",
-                                     action=action, correlation_id=uow.correlation_id))
+        RecordAccess.record(uow, record.patient_id, action)
 
     def _consents(self, session, record, include_withdrawn=False):
         query = sa.select(Consent).where(Consent.patient_number == record.number)

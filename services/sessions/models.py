@@ -7,6 +7,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.audit import RecordAccessMixin
 from common.events import utcnow
 
 
@@ -233,16 +234,11 @@ class PHQ9Score(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class RecordAccess(Base):
-    """Audit trail: who read or changed a patient's treatment record (plans,
-    session records, outcomes), and when."""
+class RecordAccess(RecordAccessMixin, Base):
+    """Who read or changed a patient's treatment record (plans, session
+    records, outcomes); see common.audit."""
 
-    __tablename__ = "record_access"
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    patient_id: Mapped[str] = mapped_column(sa.String(36), index=True)
-    actor: Mapped[str] = mapped_column(sa.String(160))
-    action: Mapped[str] = mapped_column(sa.String(40))
     subject_id: Mapped[str | None] = mapped_column(sa.String(36))
-    correlation_id: Mapped[str | None] = mapped_column(sa.String(64))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def view(self) -> dict:
+        return {**super().view(), "subject_id": self.subject_id}

@@ -654,11 +654,7 @@ class SessionsService(ClinicService):
         """Who read or changed the patient's treatment record, newest first."""
         limit, offset = page(limit, offset)
         with self.db.read() as session:
-            rows = session.execute(
-                sa.select(RecordAccess).where(RecordAccess.patient_id == require_id(patient_id, "patient_id"))
-                .order_by(RecordAccess.id.desc()).limit(limit).offset(offset)).scalars()
-            return [{"actor": r.actor, "action": r.action, "subject_id": r.subject_id, "at": iso(r.at),
-                     "correlation_id": r.correlation_id} for r in rows]
+            return RecordAccess.trail(session, require_id(patient_id, "patient_id"), limit, offset)
 
     # ----------------------------------------------------------------- helpers
 
@@ -675,8 +671,7 @@ class SessionsService(ClinicService):
         return actor
 
     def _audit(self, uow, patient_id: str, action: str, subject_id: str | None = None) -> None:
-        uow.session.add(RecordAccess(patient_id=patient_id, actor=self.db.actor or "rpc:unidentified", action=action,
-                                     subject_id=subject_id, correlation_id=uow.correlation_id))
+        RecordAccess.record(uow, patient_id, action, subject_id=subject_id)
 
     def _eligibility_row(self, session, patient_id: str, lock: bool = False) -> PatientEligibility:
         row = session.get(PatientEligibility, patient_id, with_for_update=lock or None)

@@ -1,0 +1,43 @@
+"""The audit trail of patient records: who read or changed one, when, and
+in which chain of requests. Every service that holds patient records keeps
+a ``record_access`` table of this shape in its own database."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.events import iso, utcnow
+
+UNIDENTIFIED = "rpc:unidentified"
+
+
+class RecordAccessMixin:
+    """Mix into a service's declarative base: ``class RecordAccess(RecordAccessMixin, Base)``."""
+
+    __tablename__ = "record_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(160))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(64))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    @classmethod
+    def record(cls, uow, patient_id: str, action: str, **details) -> None:
+        """Written in the caller's unit of work: no access without its entry."""
+        uow.session.add(cls(patient_id=patient_id, actor=uow.actor or UNIDENTIFIED, action=action,
+                            correlation_id=uow.correlation_id, **details))
+
+    @classmethod
+    def trail(cls, session, patient_id: str, limit: int, offset: int) -> list[dict]:
+        """Newest first."""
+        rows = session.execute(
+            sa.select(cls).where(cls.patient_id == patient_id).order_by(cls.id.desc()).limit(limit).offset(offset)
+        ).scalars()
+        return [row.view() for row in rows]
+
+    def view(self) -> dict:
+        return {"actor": self.actor, "action": self.action, "at": iso(self.at), "correlation_id": self.correlation_id}
