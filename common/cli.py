@@ -138,12 +138,21 @@ def migrate_or_explain(config: dict, names: list[str]) -> int:
     return EXIT_OK
 
 
-def cmd_migrate(args) -> int:
-    config = load_config()
-    names = args.services or [n for n in available_services() if has_database(n)]
+def services_with_databases(asked: list[str]) -> list[str] | None:
+    """The services named (all that have a database when none are), or None
+    after saying which names are unknown."""
+    names = asked or [n for n in available_services() if has_database(n)]
     unknown = [n for n in names if n not in SERVICES or not has_database(n)]
     if unknown:
         print(f"unknown service(s): {', '.join(unknown)}", file=sys.stderr)
+        return None
+    return names
+
+
+def cmd_migrate(args) -> int:
+    config = load_config()
+    names = services_with_databases(args.services)
+    if names is None:
         return EXIT_USAGE
     return migrate_or_explain(config, names)
 
@@ -393,10 +402,8 @@ def cmd_outbox(args) -> int:
     from sqlalchemy.exc import OperationalError
 
     config = load_config()
-    names = args.services or [n for n in available_services() if has_database(n)]
-    unknown = [n for n in names if n not in SERVICES or not has_database(n)]
-    if unknown:
-        print(f"unknown service(s): {', '.join(unknown)}", file=sys.stderr)
+    names = services_with_databases(args.services)
+    if names is None:
         return EXIT_USAGE
     states, code = {}, EXIT_OK
     for name in names:
