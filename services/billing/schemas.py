@@ -169,15 +169,17 @@ class AbortedSessionFacts(EventFacts):
     started_at: datetime | None = None
     aborted_at: datetime
     duration_minutes: int | None = Field(default=None, ge=0)
+    # The clinic's day of the session; events published before it was added
+    # fall back to the UTC day the session started.
+    date_of_service: date | None = None
 
     def as_billable(self) -> CompletedSessionFacts:
-        """Billed like a completed session that ended when it was stopped,
-        dated the (UTC) day it started: the event has no date of service."""
+        """Billed like a completed session that ended when it was stopped."""
         return CompletedSessionFacts(
             session_id=self.session_id, patient_id=self.patient_id, appointment_id=self.appointment_id,
             route=self.route, drug=self.drug, dose_mg=self.dose_mg, started_at=self.started_at,
             ended_at=self.aborted_at, duration_minutes=self.duration_minutes,
-            date_of_service=self.started_at.astimezone(timezone.utc).date())
+            date_of_service=self.date_of_service or self.started_at.astimezone(timezone.utc).date())
 
 
 class MissedAppointmentFacts(EventFacts):

@@ -556,12 +556,14 @@ class SessionsService(ClinicService):
             self._appointment(uow.session, record.appointment_id).status = AppointmentStatus.ABORTED.value
             self._audit(uow, record.patient_id, "session_abort", record.session_id)
             started_at = as_utc(record.started_at)
+            service_day = self._rules().hours.local_date(started_at or now)
             # The note is clinical free text: only the reason code leaves.
             uow.emit("session.aborted", {
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": record.appointment_id, "route": record.route, "drug": record.drug,
                 "dose_mg": record.dose_mg, "started_at": iso(started_at), "aborted_at": iso(now),
                 "duration_minutes": domain.minutes_between(started_at, now), "reason_code": given.reason_code,
+                "date_of_service": service_day.isoformat(),
             })
             return self._session_view(uow.session, record)
 

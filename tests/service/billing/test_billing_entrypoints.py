@@ -128,9 +128,10 @@ def test_a_no_show_for_a_session_that_took_place_is_not_charged(billing, call):
 
 def test_an_aborted_session_is_billed_for_what_was_given(billing, call):
     pid = new_id()
+    # An evening session in New York: the clinic's day, not the UTC day.
     aborted = {"patient_id": pid, "appointment_id": new_id(), "route": "iv_infusion", "drug": "ketamine",
-               "started_at": "2026-11-20T15:00:00Z", "aborted_at": "2026-11-20T15:12:00Z",
-               "reason_code": "vitals"}
+               "started_at": "2026-11-21T01:00:00Z", "aborted_at": "2026-11-21T01:12:00Z",
+               "reason_code": "vitals", "date_of_service": "2026-11-20"}
     publish(billing.config, "sessions", "session.aborted",
             {**aborted, "session_id": new_id(), "dose_mg": 35.0, "duration_minutes": 12})
     publish(billing.config, "sessions", "session.aborted",  # stopped before dosing: nothing to bill

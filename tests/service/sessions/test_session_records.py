@@ -1,6 +1,7 @@
 """Check-in, dosing, vitals and alerts, discharge, abort, signing and
 addenda, REMS monitoring forms and course outcomes, through the entrypoints."""
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -148,6 +149,8 @@ def test_abort_before_and_after_start(call, book, events):
     assert (aborted["dose_mg"], aborted["started_at"], aborted["duration_minutes"], aborted["reason_code"]) == (
         None, None, None, "checklist_incomplete")
     assert "note" not in aborted and "ate breakfast" not in str(aborted)
+    # Never started: dated the clinic's day it was called off.
+    assert aborted["date_of_service"] == datetime.now(ZoneInfo("America/New_York")).date().isoformat()
     with pytest.raises(Conflict):
         call("start_session", first["session_id"], {"lot_number": "LOT-1"})
     with pytest.raises(ValidationFailed):
