@@ -7,16 +7,12 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed
-from gateway.http import api, page_args
+from gateway.http import api, idempotency_key, page_args
 from services.billing import schemas
 
 BILLING = ("billing",)
 # The front desk takes payments at check-in and answers "what do I owe?".
 BILLING_AND_FRONT_DESK = ("billing", "front_desk")
-
-
-def idempotency_key(request) -> str | None:
-    return request.headers.get("Idempotency-Key") or None
 
 
 class BillingRoutes:
@@ -81,13 +77,13 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/invoices/{invoice_id}/payments", roles=BILLING_AND_FRONT_DESK,
          summary="Record a payment (send an Idempotency-Key header)", tag="billing",
-         body=schemas.PaymentInput, status=201)
+         body=schemas.PaymentInput, status=201, idempotent=True)
     def record_payment(self, request, user, payload, invoice_id):
         return self.billing.record_payment(invoice_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/payments/{payment_id}/refunds", roles=BILLING,
          summary="Refund part or all of a payment (send an Idempotency-Key header)", tag="billing",
-         body=schemas.RefundInput, status=201)
+         body=schemas.RefundInput, status=201, idempotent=True)
     def refund_payment(self, request, user, payload, payment_id):
         return self.billing.refund_payment(payment_id, payload, idempotency_key(request))
 
@@ -115,7 +111,7 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/packages/{package_id}/refund", roles=BILLING,
          summary="Refund a package's unused sessions (send an Idempotency-Key header)", tag="billing",
-         body=schemas.PackageRefundInput, status=201)
+         body=schemas.PackageRefundInput, status=201, idempotent=True)
     def refund_package(self, request, user, payload, package_id):
         return self.billing.refund_package(package_id, payload, idempotency_key(request))
 

@@ -39,6 +39,7 @@ class RouteSpec:
     status: int
     paginated: bool
     query: tuple[tuple[str, str, str], ...]  # (name, type, description)
+    idempotent: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,20 @@ def page_args(request) -> dict:
     return {"limit": query_int(request, "limit", 20, 1, 100), "offset": query_int(request, "offset", 0, 0, 10**9)}
 
 
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def idempotency_key(request) -> str | None:
+    """The client's key on a POST that creates money or appointments: a
+    retried request with the same key gets the first answer back instead of
+    a second payment or booking. The owning service stores it."""
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",
+                               [{"field": "Idempotency-Key", "message": "too long"}])
+    return key or None
+
+
 def signed_by(payload, user: StaffUser, field: str = "clinician"):
     """The decision is the authenticated user's, whatever the body says."""
     return {**payload, field: user.user} if isinstance(payload, dict) else payload
@@ -173,14 +188,15 @@ class RequestContext(DependencyProvider):
 
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
-        status: int = 200, paginated: bool = False, query=()):
+        status: int = 200, paginated: bool = False, query=(), idempotent: bool = False):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
-        spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query))
+        spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
+                         idempotent)
         ROUTES.append(spec)
 
         @functools.wraps(fn)

@@ -43,6 +43,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
             {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
         ]
+    if spec.idempotent:
+        parameters.append({
+            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+            "description": "Send a unique key; a retry with the same key returns the first answer and changes nothing."})
     for name, kind, description in spec.query:
         parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
     if parameters:

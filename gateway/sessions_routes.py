@@ -4,7 +4,7 @@ from __future__ import annotations
 from nameko.rpc import RpcProxy
 
 from common.errors import ValidationFailed
-from gateway.http import api, page_args
+from gateway.http import api, idempotency_key, page_args
 from services.sessions import schemas
 
 FRONT_DESK = ("front_desk",)
@@ -13,11 +13,6 @@ CLINICIANS = ("clinician",)
 ANY_STAFF = ("front_desk", "clinician", "billing")
 ADMIN = ("admin",)
 
-
-def idempotency_key(request) -> str | None:
-    """Honoured on the POSTs that create appointments: a retried request
-    gets the first answer back instead of a second booking."""
-    return request.headers.get("Idempotency-Key") or None
 
 
 def required_arg(request, name: str) -> str:
@@ -93,7 +88,7 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/plans/{plan_id}/course", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Book the whole induction course at once (honours Idempotency-Key)", tag="scheduling",
-         body=schemas.CourseInput, status=201)
+         body=schemas.CourseInput, status=201, idempotent=True)
     def book_course(self, request, user, payload, plan_id):
         return self.sessions.book_course(plan_id, payload, idempotency_key(request))
 
@@ -112,7 +107,7 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/appointments", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Book an appointment (honours Idempotency-Key)", tag="scheduling", body=schemas.BookingInput,
-         status=201)
+         status=201, idempotent=True)
     def book_appointment(self, request, user, payload):
         return self.sessions.book_appointment(payload, idempotency_key(request))
 

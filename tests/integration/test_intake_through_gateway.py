@@ -141,3 +141,13 @@ def test_openapi_document_lists_the_routes(api):
     assert document["openapi"].startswith("3.1")
     assert "post" in document["paths"]["/api/v1/patients"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    payment = document["paths"]["/api/v1/invoices/{invoice_id}/payments"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in payment["parameters"] if p["in"] == "header"}
+    registration = document["paths"]["/api/v1/patients"]["post"]
+    assert all(p["in"] != "header" for p in registration.get("parameters", []))
+
+
+def test_an_overlong_idempotency_key_is_refused(api):
+    answer = api.post("/api/v1/appointments", json={}, headers={**FRONT, "Idempotency-Key": "k" * 201})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "Idempotency-Key"
