@@ -1,0 +1,71 @@
+"""Every route the OpenAPI document lists, called the wrong way, answers
+with a 4xx problem+json: never a 500, never a traceback, whatever the route."""
+import re
+import uuid
+
+import httpx
+import pytest
+
+from gateway.service import GatewayService
+from services.billing.service import BillingService
+from services.intake.service import IntakeService
+from services.notifications.service import NotificationsService
+from services.sessions.service import SessionsService
+from tests.conftest import web_address
+
+ADMIN = {"Authorization": "Bearer t-admin"}
+BAD_BODIES = [b"", b"{not json", b"[]", b"{}", b'{"unexpected_field": 1}', b'"a string"', b"null"]
+
+
+@pytest.fixture
+def api(start_service):
+    for service in (IntakeService, SessionsService, BillingService, NotificationsService):
+        start_service(service)
+    gateway = start_service(GatewayService)
+    with httpx.Client(base_url=web_address(gateway), timeout=30) as client:
+        yield client
+
+
+def operations(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield path, method.upper(), operation
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"{\w+}", str(uuid.uuid4()), path)
+
+
+def assert_problem(answer, allowed=range(400, 500)):
+    assert answer.status_code in allowed, f"{answer.request.method} {answer.request.url}: " \
+                                          f"{answer.status_code} {answer.text[:300]}"
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["status"] == answer.status_code and problem["detail"]
+    assert "Traceback" not in answer.text
+
+
+def test_every_route_refuses_a_missing_token(api):
+    document = api.get("/api/v1/openapi.json").json()
+    for path, method, _ in operations(document):
+        assert_problem(api.request(method, concrete(path)), allowed=(401,))
+
+
+def test_every_route_answers_bad_input_with_a_4xx(api):
+    document = api.get("/api/v1/openapi.json").json()
+    checked = 0
+    for path, method, operation in operations(document):
+        url = concrete(path)
+        if "requestBody" in operation:
+            for body in BAD_BODIES:
+                answer = api.request(method, url, content=body,
+                                     headers={**ADMIN, "Content-Type": "application/json"})
+                assert_problem(answer)
+                checked += 1
+        else:
+            answer = api.request(method, url, headers=ADMIN, params={"limit": "many", "date": "someday"})
+            assert answer.status_code < 500, f"{method} {url}: {answer.status_code} {answer.text[:300]}"
+            if answer.status_code >= 400:
+                assert_problem(answer)
+            checked += 1
+    assert checked > 100
