@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> sa.Engine:
+    # hide_parameters: a database error's text would otherwise carry the
+    # statement's values (names, phone numbers) into tracebacks and logs.
     if url.startswith("postgresql"):
         _make_psycopg2_cooperative()
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
