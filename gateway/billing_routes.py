@@ -7,7 +7,7 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed
-from gateway.http import api, idempotency_key, page_args
+from gateway.http import api, fhir_json, idempotency_key, page_args
 from services.billing import schemas
 
 BILLING = ("billing",)
@@ -67,6 +67,11 @@ class BillingRoutes:
          summary="Read an invoice with its lines, payments and refunds", tag="billing")
     def get_invoice(self, request, user, payload, invoice_id):
         return self.billing.get_invoice(invoice_id)
+
+    @api("GET", "/api/v1/invoices/{invoice_id}/fhir", roles=BILLING,
+         summary="Export an invoice as a FHIR R4 Invoice resource", tag="fhir")
+    def export_fhir_invoice(self, request, user, payload, invoice_id):
+        return fhir_json(self.billing.export_fhir_invoice(invoice_id))
 
     @api("POST", "/api/v1/invoices/{invoice_id}/void", roles=BILLING, summary="Void an invoice with a reason",
          tag="billing", body=schemas.VoidInput)

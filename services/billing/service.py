@@ -21,7 +21,7 @@ from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
 from common.service import ClinicService
 from common.validation import parse, validation_failed
-from services.billing import domain, schemas
+from services.billing import domain, fhir, schemas
 from services.billing.dependencies import (
     BillingSettings, FeeScheduleLoader, billing_timer, insert_ignoring_duplicates,
 )
@@ -258,6 +258,17 @@ class BillingService(ClinicService):
         with self.db.read() as session:
             invoice = self._find(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
             return self._invoice_view(session, invoice)
+
+    @rpc
+    def export_fhir_invoice(self, invoice_id):
+        """The invoice as a FHIR R4 Invoice resource (read only)."""
+        with self.db.read() as session:
+            invoice = self._find(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            codes = {line.code for line in invoice.lines}
+            kinds = dict(session.execute(sa.select(FeePrice.code, FeePrice.kind)
+                                         .where(FeePrice.code.in_(codes)).distinct()).all()) if codes else {}
+            log.info("invoice %s exported as FHIR", invoice.invoice_id)
+            return fhir.invoice_resource(invoice, kinds)
 
     @rpc
     def list_invoices(self, criteria=None):
