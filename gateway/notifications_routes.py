@@ -1,10 +1,10 @@
-"""Notifications routes: the delivery log, dead messages, resend, and a
-patient's channel preferences."""
+"""Notifications routes: the delivery log, dead messages, resend, a
+patient's channel preferences, and the FHIR export of a patient's messages."""
 from __future__ import annotations
 
 from nameko.rpc import RpcProxy
 
-from gateway.http import api, page_args
+from gateway.http import api, fhir_json, page_args, query_int
 from services.notifications import schemas
 
 ANY_STAFF = ("front_desk", "clinician", "billing")
@@ -54,3 +54,13 @@ class NotificationsRoutes:
          body=schemas.PreferencesInput)
     def set_notification_preferences(self, request, user, payload, patient_id):
         return self.notifications.set_preferences(patient_id, payload)
+
+    @api("GET", "/api/v1/patients/{patient_id}/fhir/communications", roles=ANY_STAFF,
+         summary="Export the messages sent to a patient as a FHIR R4 Bundle of Communication resources",
+         tag="fhir",
+         query=(("limit", "integer", "messages per page, 1-100 (default 100), oldest first"),
+                ("offset", "integer", "messages to skip (default 0)")))
+    def export_fhir_communications(self, request, user, payload, patient_id):
+        limit = query_int(request, "limit", 100, 1, 100)
+        offset = query_int(request, "offset", 0, 0, 10**9)
+        return fhir_json(self.notifications.export_fhir_communications(patient_id, limit, offset))

@@ -19,13 +19,13 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy.dialects import postgresql, sqlite
 
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
 from common.service import ClinicService, ConfiguredTimer
 from common.validation import parse
-from services.notifications import domain, rendering, schemas
+from services.notifications import domain, fhir, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, new_id
@@ -470,6 +470,29 @@ class NotificationsService(ClinicService):
                       actor=self.db.actor)
             uow.session.flush()
             return schemas.message_view(message)
+
+    @rpc
+    def export_fhir_communications(self, patient_id, limit=100, offset=0):
+        """The messages sent (or owed) to a patient, oldest first, as a FHIR
+        R4 Bundle (collection) of Communication resources, without any
+        message body. Paged by ``limit`` (1-100) and ``offset``."""
+        if not isinstance(patient_id, str) or not patient_id:
+            raise ValidationFailed("patient_id must be a non-empty string",
+                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
+        page = parse(schemas.MessageQuery, {"patient_id": patient_id, "limit": limit, "offset": offset})
+        to_patient = sa.select(Message).where(
+            Message.patient_id == page.patient_id, Message.recipient == "patient",
+            Message.channel.in_([c.value for c in domain.PATIENT_CHANNELS]))
+        with self.db.read() as session:
+            known = session.get(Recipient, page.patient_id) is not None or session.execute(
+                to_patient.with_only_columns(Message.notification_id).limit(1)).first() is not None
+            if not known:
+                raise NotFound("notifications has no record of this patient")
+            rows = session.execute(to_patient.order_by(Message.created_at, Message.notification_id)
+                                   .limit(page.limit).offset(page.offset)).scalars().all()
+            log.info("FHIR export of %d message(s) of patient %s by %s", len(rows), page.patient_id,
+                     self.db.actor or "unknown")
+            return fhir.communications_bundle(rows)
 
     # ------------------------------------------------------------ helpers
 
