@@ -53,5 +53,25 @@ def require_offset(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc) if value is not None else None
 
 
+def paging(limit, offset, *, most: int = 500) -> tuple[int, int]:
+    """``limit`` and ``offset`` as given by an RPC caller, checked."""
+    errors = []
+    try:
+        limit = int(limit)
+        if not 1 <= limit <= most:
+            errors.append({"field": "limit", "message": f"must be between 1 and {most}"})
+    except (TypeError, ValueError):
+        errors.append({"field": "limit", "message": "must be a whole number"})
+    try:
+        offset = int(offset)
+        if offset < 0:
+            errors.append({"field": "offset", "message": "must not be negative"})
+    except (TypeError, ValueError):
+        errors.append({"field": "offset", "message": "must be a whole number"})
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']} {e['message']}" for e in errors), errors)
+    return limit, offset
+
+
 def dump(model: BaseModel) -> dict:
     return model.model_dump(mode="json")

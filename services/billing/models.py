@@ -7,6 +7,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.audit import RecordAccessMixin
 from common.events import utcnow
 
 
@@ -239,3 +240,7 @@ class IdempotentRequest(Base):
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     result: Mapped[dict | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordAccess(RecordAccessMixin, Base):
+    """Who read or changed a patient's charges, invoices, payments, packages and superbills (see common.audit)."""

@@ -20,14 +20,14 @@ from common.errors import Conflict, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
 from common.service import ClinicService
-from common.validation import parse, validation_failed
+from common.validation import paging, parse, validation_failed
 from services.billing import domain, fhir, schemas
 from services.billing.dependencies import (
     BillingSettings, FeeScheduleLoader, billing_timer, insert_ignoring_duplicates,
 )
 from services.billing.models import (
     BillingPatient, Charge, FeePrice, IdempotentRequest, Invoice, InvoiceCounter, InvoiceLine,
-    OverdueNotice, Package, PackageUse, Payment, Refund, new_id,
+    OverdueNotice, Package, PackageUse, Payment, RecordAccess, Refund, new_id,
 )
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ class BillingService(ClinicService):
         given = parse(schemas.ChargeInput, charge)
         patient_id = required_id("patient_id", patient_id)
         with self.db.unit_of_work() as uow:
+            RecordAccess.record(uow, patient_id, "charge")
             price = self._price(uow.session, given.code, given.date_of_service)
             if price.package_route:
                 raise field_error("code", "a package is sold with sell_package, not charged by hand")
@@ -168,11 +169,13 @@ class BillingService(ClinicService):
     @rpc
     def list_charges(self, patient_id, criteria=None):
         search = parse(schemas.ChargeFilter, criteria or {})
-        query = sa.select(Charge).where(Charge.patient_id == required_id("patient_id", patient_id))
+        patient_id = required_id("patient_id", patient_id)
+        query = sa.select(Charge).where(Charge.patient_id == patient_id)
         if search.status:
             query = query.where(Charge.status == search.status)
-        with self.db.read() as session:
-            return page(session, query.order_by(Charge.date_of_service, Charge.created_at, Charge.charge_id),
+        with self.db.unit_of_work() as uow:
+            RecordAccess.record(uow, patient_id, "read_charges")
+            return page(uow.session, query.order_by(Charge.date_of_service, Charge.created_at, Charge.charge_id),
                         search, schemas.charge_view)
 
     @rpc
@@ -204,6 +207,7 @@ class BillingService(ClinicService):
             raise field_error("due_date", "must not be in the past")
         with self.db.unit_of_work() as uow:
             session = uow.session
+            RecordAccess.record(uow, patient_id, "invoice")
             query = sa.select(Charge).where(Charge.patient_id == patient_id, Charge.status == "open")
             if given.charge_ids:
                 query = query.where(Charge.charge_id.in_(given.charge_ids))
@@ -255,15 +259,18 @@ class BillingService(ClinicService):
 
     @rpc
     def get_invoice(self, invoice_id):
-        with self.db.read() as session:
-            invoice = self._find(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
-            return self._invoice_view(session, invoice)
+        with self.db.unit_of_work() as uow:
+            invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            RecordAccess.record(uow, invoice.patient_id, "read_invoice")
+            return self._invoice_view(uow.session, invoice)
 
     @rpc
     def export_fhir_invoice(self, invoice_id):
         """The invoice as a FHIR R4 Invoice resource (read only)."""
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
             invoice = self._find(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            RecordAccess.record(uow, invoice.patient_id, "fhir_export")
             codes = {line.code for line in invoice.lines}
             kinds = dict(session.execute(sa.select(FeePrice.code, FeePrice.kind)
                                          .where(FeePrice.code.in_(codes)).distinct()).all()) if codes else {}
@@ -322,6 +329,7 @@ class BillingService(ClinicService):
 
         def pay(uow):
             invoice = self._lock(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            RecordAccess.record(uow, invoice.patient_id, "payment")
             replay = self._claim_key(uow.session, "record_payment", key, fingerprint)
             if replay is not None:
                 return replay
@@ -346,6 +354,7 @@ class BillingService(ClinicService):
             session = uow.session
             found = self._find(session, Payment, Payment.payment_id, payment_id, "payment")
             invoice = self._lock(session, Invoice, Invoice.invoice_id, found.invoice_id, "invoice")
+            RecordAccess.record(uow, invoice.patient_id, "refund")
             record = session.execute(sa.select(Payment).where(Payment.payment_id == found.payment_id)
                                      .with_for_update().execution_options(populate_existing=True)).scalar_one()
             replay = self._claim_key(session, "refund_payment", key, fingerprint)
@@ -367,7 +376,9 @@ class BillingService(ClinicService):
         invoiced (charges a package covers are not owed)."""
         patient_id = required_id("patient_id", patient_id)
         today = utcnow().date()
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            RecordAccess.record(uow, patient_id, "read_balance")
             invoices = session.execute(sa.select(Invoice).where(
                 Invoice.patient_id == patient_id, Invoice.status.in_(OPEN_INVOICE))).scalars().all()
             uninvoiced = session.execute(sa.select(sa.func.coalesce(sa.func.sum(Charge.amount_cents), 0)).where(
@@ -392,6 +403,7 @@ class BillingService(ClinicService):
         given = parse(schemas.PackageSale, sale)
         patient_id = required_id("patient_id", patient_id)
         with self.db.unit_of_work() as uow:
+            RecordAccess.record(uow, patient_id, "package")
             today = utcnow().date()
             price = self._price(uow.session, given.code, today)
             if not price.package_route:
@@ -418,9 +430,11 @@ class BillingService(ClinicService):
 
     @rpc
     def list_packages(self, patient_id):
-        with self.db.read() as session:
-            rows = session.execute(sa.select(Package).where(Package.patient_id == required_id("patient_id", patient_id))
-                                   .order_by(Package.sold_at)).scalars().all()
+        patient_id = required_id("patient_id", patient_id)
+        with self.db.unit_of_work() as uow:
+            RecordAccess.record(uow, patient_id, "read_packages")
+            rows = uow.session.execute(sa.select(Package).where(Package.patient_id == patient_id)
+                                       .order_by(Package.sold_at)).scalars().all()
             return [schemas.package_view(p) for p in rows]
 
     @rpc
@@ -468,6 +482,12 @@ class BillingService(ClinicService):
 
         return self._once("refund_package", key, fingerprint, give_back)
 
+    @rpc
+    def list_record_access(self, patient_id, limit=100, offset=0):
+        """Who read or changed the patient's billing record, newest first."""
+        with self.db.read() as session:
+            return RecordAccess.trail(session, required_id("patient_id", patient_id), *paging(limit, offset))
+
     # --------------------------------------------------------- superbill
 
     @rpc
@@ -475,8 +495,9 @@ class BillingService(ClinicService):
         """The itemised statement a patient sends to an insurer."""
         given = parse(schemas.Period, period)
         patient_id = required_id("patient_id", patient_id)
-        with self.db.read() as session:
-            return self._superbill(session, patient_id, given)
+        with self.db.unit_of_work() as uow:
+            RecordAccess.record(uow, patient_id, "superbill")
+            return self._superbill(uow.session, patient_id, given)
 
     @rpc
     def render_superbill(self, patient_id, period):

@@ -11,7 +11,7 @@ from common.errors import NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import rpc
 from common.service import ClinicService
-from common.validation import parse
+from common.validation import paging, parse
 from services.intake import domain, fhir, schemas
 from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
@@ -98,7 +98,7 @@ class IntakeService(ClinicService):
         """The audit trail of a patient's record, newest first."""
         with self.db.read() as session:
             record = self._patient(session, patient_id)
-            return RecordAccess.trail(session, record.patient_id, min(int(limit), 500), int(offset))
+            return RecordAccess.trail(session, record.patient_id, *paging(limit, offset))
 
     # ---------------------------------------------------------------- consents
 

@@ -350,3 +350,19 @@ def test_superbill_as_json_and_html(billing, call, databases):
     assert "1234567893" in document["body"] and "F33.2" in document["body"] and "335.00" in document["body"]
     with pytest.raises(ValidationFailed):
         call("get_superbill", pid, {"from": "2026-12-01", "to": "2026-11-01"})
+
+
+def test_every_access_to_a_patients_billing_record_is_audited(billing, call):
+    pid = new_id()
+    call("add_charge", pid, {"code": "99214", "date_of_service": "2026-11-20"})
+    call("list_charges", pid)
+    invoice = call("issue_invoice", pid)
+    call("get_invoice", invoice["invoice_id"])
+    call("record_payment", invoice["invoice_id"], {"amount_cents": 1000, "method": "cash"})
+    call("get_balance", pid)
+    trail = call("list_record_access", pid)
+    assert [entry["action"] for entry in trail] == [
+        "read_balance", "payment", "read_invoice", "invoice", "read_charges", "charge"]
+    assert all(entry["actor"] for entry in trail)
+    with pytest.raises(ValidationFailed):
+        call("list_record_access", pid, "many")
