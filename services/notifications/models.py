@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.audit import RecordAccessMixin
 from common.events import utcnow
 
 
@@ -101,3 +102,7 @@ class DeliveryLogEntry(Base):
     attempt: Mapped[int | None]
     detail: Mapped[str | None] = mapped_column(sa.String(500))
     actor: Mapped[str | None] = mapped_column(sa.String(160))
+
+
+class RecordAccess(RecordAccessMixin, Base):
+    """Who read or changed a patient's messages, preferences and delivery log (see common.audit)."""

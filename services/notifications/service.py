@@ -24,11 +24,11 @@ from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
 from common.service import ClinicService, ConfiguredTimer
-from common.validation import parse
+from common.validation import paging, parse
 from services.notifications import domain, fhir, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
-from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, new_id
+from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, RecordAccess, new_id
 from services.notifications.schemas import parse_instant
 
 log = logging.getLogger(__name__)
@@ -404,14 +404,17 @@ class NotificationsService(ClinicService):
 
     @rpc
     def get_preferences(self, patient_id):
-        with self.db.read() as session:
-            return schemas.preferences_view(self._known_recipient(session, patient_id))
+        with self.db.unit_of_work() as uow:
+            recipient = self._known_recipient(uow.session, patient_id)
+            RecordAccess.record(uow, recipient.patient_id, "read_preferences")
+            return schemas.preferences_view(recipient)
 
     @rpc
     def set_preferences(self, patient_id, preferences):
         wanted = parse(schemas.PreferencesInput, preferences)
         with self.db.unit_of_work() as uow:
             recipient = self._known_recipient(uow.session, patient_id, lock=True)
+            RecordAccess.record(uow, recipient.patient_id, "preferences")
             if wanted.email is not None:
                 recipient.email_enabled = wanted.email
             if wanted.sms is not None:
@@ -429,7 +432,10 @@ class NotificationsService(ClinicService):
             value = getattr(query, column)
             if value is not None:
                 select = select.where(getattr(Message, column) == value)
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            if query.patient_id is not None:
+                RecordAccess.record(uow, query.patient_id, "read_messages")
             total = session.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one()
             rows = session.execute(select.order_by(Message.created_at.desc(), Message.notification_id)
                                    .limit(query.limit).offset(query.offset)).scalars().all()
@@ -444,8 +450,11 @@ class NotificationsService(ClinicService):
     @rpc
     def get_message(self, notification_id):
         """One message with every logged step and the provider's answers."""
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
             message = self._message(session, notification_id)
+            if message.patient_id:
+                RecordAccess.record(uow, message.patient_id, "read_message")
             entries = session.execute(
                 sa.select(DeliveryLogEntry).where(DeliveryLogEntry.notification_id == notification_id)
                 .order_by(DeliveryLogEntry.id)
@@ -459,6 +468,8 @@ class NotificationsService(ClinicService):
         given = parse(schemas.ResendInput, options or {})
         with self.db.unit_of_work() as uow:
             message = self._message(uow.session, notification_id, lock=True)
+            if message.patient_id:
+                RecordAccess.record(uow, message.patient_id, "resend")
             refusal = domain.resend_allowed(Status(message.status))
             if refusal:
                 raise Conflict(refusal)
@@ -483,16 +494,25 @@ class NotificationsService(ClinicService):
         to_patient = sa.select(Message).where(
             Message.patient_id == page.patient_id, Message.recipient == "patient",
             Message.channel.in_([c.value for c in domain.PATIENT_CHANNELS]))
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
             known = session.get(Recipient, page.patient_id) is not None or session.execute(
                 to_patient.with_only_columns(Message.notification_id).limit(1)).first() is not None
             if not known:
                 raise NotFound("notifications has no record of this patient")
+            RecordAccess.record(uow, page.patient_id, "fhir_export")
             rows = session.execute(to_patient.order_by(Message.created_at, Message.notification_id)
                                    .limit(page.limit).offset(page.offset)).scalars().all()
-            log.info("FHIR export of %d message(s) of patient %s by %s", len(rows), page.patient_id,
-                     self.db.actor or "unknown")
             return fhir.communications_bundle(rows)
+
+    @rpc
+    def list_record_access(self, patient_id, limit=100, offset=0):
+        """Who read or changed the patient's messages and preferences, newest first."""
+        if not isinstance(patient_id, str) or not patient_id:
+            raise ValidationFailed("patient_id must be a non-empty string",
+                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
+        with self.db.read() as session:
+            return RecordAccess.trail(session, patient_id, *paging(limit, offset))
 
     # ------------------------------------------------------------ helpers
 

@@ -275,3 +275,17 @@ def test_a_follow_up_is_queued_for_the_next_local_morning(notifications, amqp, c
         "date_of_service": "2026-03-07"})
     old = [m for m in messages(call, patient_id=pid) if m["dedupe_key"].startswith("s-old:")]
     assert len(old) == 2 and all(m["status"] == "skipped" for m in old)
+
+
+def test_every_access_to_a_patients_messages_is_audited(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    call("get_preferences", pid)
+    call("set_preferences", pid, {"sms": False})
+    [first, *_] = messages(call, patient_id=pid)
+    call("get_message", first["notification_id"])
+    trail = call("list_record_access", pid)
+    assert [entry["action"] for entry in trail] == ["read_message", "read_messages", "preferences",
+                                                    "read_preferences"]
+    assert {entry["actor"] for entry in trail} == {"frontdesk (front_desk)"}
+    with pytest.raises(ValidationFailed):
+        call("list_record_access", pid, 0)
