@@ -1,12 +1,17 @@
 """Intake routes: patients, consents, history, questionnaires, decisions."""
 from __future__ import annotations
 
+import eventlet
+from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
 from gateway.http import api, fhir_json, page_args, signed_by
 from services.intake import schemas
 
 FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
+# A service that does not answer is named in the merged access log rather
+# than holding it up.
+TRAIL_TIMEOUT_SECONDS = 5
 CLINICIANS = ("clinician",)
 ANY_STAFF = ("front_desk", "clinician", "billing")
 
@@ -37,11 +42,24 @@ class IntakeRoutes:
         return self.intake.update_patient(patient_id, payload)
 
     @api("GET", "/api/v1/patients/{patient_id}/access-log", roles=("admin",),
-         summary="Read who accessed a patient's record", tag="patients", paginated=True)
+         summary="Read who accessed a patient's records in any service", tag="patients", paginated=True)
     def record_access(self, request, user, payload, patient_id):
+        """Each service keeps the trail of its own part of the record; the
+        admin sees them merged, newest first."""
         page = page_args(request)
-        items = self.intake.list_record_access(patient_id, page["limit"], page["offset"])
-        return {"items": items, **page}
+        wanted = min(page["limit"] + page["offset"], 500)
+        # Intake first: an unknown patient is a 404 from it.
+        trails = {"intake": self.intake.list_record_access(patient_id, wanted, 0)}
+        unavailable = []
+        for name in ("sessions", "billing", "notifications"):
+            try:
+                with eventlet.Timeout(TRAIL_TIMEOUT_SECONDS):
+                    trails[name] = getattr(self, name).list_record_access(patient_id, wanted, 0)
+            except (eventlet.Timeout, UnknownService):
+                unavailable.append(name)
+        merged = sorted(({**entry, "service": name} for name, entries in trails.items() for entry in entries),
+                        key=lambda entry: entry["at"], reverse=True)
+        return {"items": merged[page["offset"]:wanted], **page, "unavailable_services": unavailable}
 
     @api("POST", "/api/v1/patients/{patient_id}/consents", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Record a consent", tag="consents", body=schemas.ConsentInput, status=201)

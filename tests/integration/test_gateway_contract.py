@@ -69,3 +69,16 @@ def test_every_route_answers_bad_input_with_a_4xx(api):
                 assert_problem(answer)
             checked += 1
     assert checked > 100
+
+
+def test_the_access_log_merges_every_services_trail(api):
+    front = {"Authorization": "Bearer t-front"}
+    patient = {"given_name": "Ana", "family_name": "Lopez", "date_of_birth": "1980-02-03", "sex": "female",
+               "primary_condition": "ptsd"}
+    pid = api.post("/api/v1/patients", json=patient, headers=front).json()["patient_id"]
+    api.get(f"/api/v1/patients/{pid}/balance", headers=front)
+    log = api.get(f"/api/v1/patients/{pid}/access-log", headers=ADMIN).json()
+    assert log["unavailable_services"] == []
+    assert [(entry["service"], entry["action"]) for entry in log["items"]] == [
+        ("billing", "read_balance"), ("intake", "create")]
+

@@ -57,8 +57,11 @@ def test_a_patient_goes_from_registration_to_approval_over_http(api, events):
     assert approval.status_code == 200, approval.text
     assert approval.json()["decided_by"] == "dr.who"
     assert events.wait_for("intake.approved")["data"]["decided_by"] == "dr.who"
-    trail = api.get(f"/api/v1/patients/{pid}/access-log", headers=ADMIN).json()["items"]
-    assert {"dr.who (clinician)", "frontdesk (front_desk)"} <= {entry["actor"] for entry in trail}
+    log = api.get(f"/api/v1/patients/{pid}/access-log", headers=ADMIN).json()
+    assert {"dr.who (clinician)", "frontdesk (front_desk)"} <= {entry["actor"] for entry in log["items"]}
+    assert {entry["service"] for entry in log["items"]} == {"intake"}
+    # Only intake runs here: the others are named, not waited for.
+    assert log["unavailable_services"] == ["sessions", "billing", "notifications"]
 
 
 def test_search_is_paginated_over_http(api):
