@@ -4,7 +4,7 @@ from __future__ import annotations
 from nameko.rpc import RpcProxy
 
 from common.errors import ValidationFailed
-from gateway.http import api, idempotency_key, page_args
+from gateway.http import api, fhir_json, idempotency_key, page_args
 from services.sessions import schemas
 
 FRONT_DESK = ("front_desk",)
@@ -161,6 +161,11 @@ class SessionsRoutes:
     @api("GET", "/api/v1/sessions/{session_id}", roles=CLINICIANS, summary="Read a session record", tag="sessions")
     def get_session(self, request, user, payload, session_id):
         return self.sessions.get_session(session_id)
+
+    @api("GET", "/api/v1/sessions/{session_id}/fhir", roles=CLINICIANS,
+         summary="Export the session record as a FHIR R4 Bundle", tag="fhir")
+    def export_session_fhir(self, request, user, payload, session_id):
+        return fhir_json(self.sessions.export_fhir(session_id))
 
     @api("PATCH", "/api/v1/sessions/{session_id}/checklist", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Complete the check-in checklist", tag="sessions", body=schemas.Checklist)

@@ -15,7 +15,7 @@ from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
 from common.service import ClinicService
 from common.validation import parse
-from services.sessions import domain, schemas
+from services.sessions import domain, fhir, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
     Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
@@ -601,6 +601,19 @@ class SessionsService(ClinicService):
             record = self._session(uow.session, session_id)
             self._audit(uow, record.patient_id, "session_read", record.session_id)
             return self._session_view(uow.session, record)
+
+    @rpc
+    def export_fhir(self, session_id):
+        """A FHIR R4 Bundle (collection) of the session: its Appointment,
+        Encounter, MedicationAdministration and vitals Observations."""
+        with self.db.unit_of_work() as uow:
+            record = self._session(uow.session, session_id)
+            self._audit(uow, record.patient_id, "fhir_export", record.session_id)
+            appointment = self._appointment(uow.session, record.appointment_id)
+            plan = self._plan(uow.session, record.plan_id)
+            resources = {r.resource_id: r for r in uow.session.execute(sa.select(Resource).where(
+                Resource.resource_id.in_((appointment.chair_id, appointment.clinician_id)))).scalars()}
+            return fhir.session_bundle(record, appointment, plan, self._readings(uow.session, record), resources)
 
     # ---------------------------------------------------- REMS monitoring forms
 
