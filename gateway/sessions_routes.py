@@ -44,12 +44,6 @@ class SessionsRoutes:
     def get_eligibility(self, request, user, payload, patient_id):
         return self.sessions.get_eligibility(patient_id)
 
-    @api("GET", "/api/v1/patients/{patient_id}/treatment-access-log", roles=ADMIN,
-         summary="Read who accessed a patient's treatment record", tag="plans", paginated=True)
-    def list_record_access(self, request, user, payload, patient_id):
-        page = page_args(request)
-        return {"items": self.sessions.list_record_access(patient_id, page["limit"], page["offset"]), **page}
-
     @api("POST", "/api/v1/patients/{patient_id}/rems-enrollment", roles=CLINICIANS,
          summary="Record the patient's Spravato REMS enrollment", tag="plans", body=schemas.RemsEnrollmentInput)
     def record_rems_enrollment(self, request, user, payload, patient_id):
