@@ -62,7 +62,12 @@ def run_env(service_metadata: sa.MetaData) -> None:
 
 def create_plumbing_tables(op) -> None:
     """Called from each service's first migration: the outbox and the
-    processed-events ledger have the same shape everywhere."""
+    processed-events ledger have the same shape everywhere.
+
+    It builds from the live ``plumbing_metadata``, so those two tables must
+    never change shape in place: a change gets its own migration in every
+    service (and a new shared table is created by a new migration, not by
+    adding it to this metadata)."""
     bind = op.get_bind()
     for table in plumbing_metadata.sorted_tables:
         table.create(bind)
