@@ -176,5 +176,11 @@ class Database(DependencyProvider):
     def stop(self):
         self.engine.dispose()
 
+    def kill(self):
+        # Close the pooled connections now rather than whenever the garbage
+        # collector gets to them: under eventlet a socket closed at an
+        # arbitrary moment can have its descriptor reused under a reader.
+        self.engine.dispose()
+
     def get_dependency(self, worker_ctx):
         return ServiceDatabase(self, worker_ctx.data)
