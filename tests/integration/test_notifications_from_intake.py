@@ -5,6 +5,7 @@ from nameko.testing.services import entrypoint_hook
 
 from services.intake.service import IntakeService
 from services.notifications.service import NotificationsService
+from tests.support.calls import as_staff
 from tests.support.events import publish_event
 from tests.support.intake import PATIENT
 from tests.support.notifications import SmtpServer, wait_until
@@ -18,9 +19,7 @@ def test_intake_events_reach_patients_and_staff(start_service, clinic_config, da
             **smtp.config(), "STAFF_ALERT_EMAILS": ["oncall@clinic.example"], "SCHEDULER_INTERVAL": 0.2,
             "QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00", "CLINIC_NAME": "Harbor Wellness"})
 
-        def call(method, *args):
-            with entrypoint_hook(intake, method, context_data={"actor": "frontdesk (front_desk)"}) as hook:
-                return hook(*args)
+        call = as_staff(intake, "frontdesk (front_desk)")
 
         def notifications_view(pid):
             with entrypoint_hook(notifications, "get_preferences") as hook:

@@ -7,8 +7,8 @@ import uuid
 import eventlet
 import sqlalchemy as sa
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.services import entrypoint_hook
 
+from tests.support.calls import as_staff
 from tests.support.events import publish_event
 
 
@@ -34,10 +34,7 @@ def registered_patient(patient_id: str, **overrides) -> dict:
 
 
 def rpc_caller(container, actor: str = "biller (billing)"):
-    def call(method, *args, **kwargs):
-        with entrypoint_hook(container, method, context_data={"actor": actor}) as hook:
-            return hook(*args, **kwargs)
-    return call
+    return as_staff(container, actor)
 
 
 def concurrently(config, method: str, calls: list[tuple], actor: str = "biller (billing)") -> list:

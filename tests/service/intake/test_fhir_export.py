@@ -5,9 +5,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from nameko.testing.services import entrypoint_hook
 
 from services.intake.service import IntakeService
+from tests.support.calls import as_staff
 from tests.support.intake import PATIENT, PHQ9_MODERATE
 
 MODELS = {"Patient": Patient, "QuestionnaireResponse": QuestionnaireResponse, "Observation": Observation}
@@ -15,12 +15,7 @@ MODELS = {"Patient": Patient, "QuestionnaireResponse": QuestionnaireResponse, "O
 
 @pytest.fixture
 def call(start_service):
-    intake = start_service(IntakeService)
-
-    def call(method, *args):
-        with entrypoint_hook(intake, method, context_data={"actor": "dr.who (clinician)"}) as hook:
-            return hook(*args)
-    return call
+    return as_staff(start_service(IntakeService), "dr.who (clinician)")
 
 
 def test_patient_bundle_is_valid_fhir(call):

@@ -1,10 +1,10 @@
 """Intake through its entrypoints, on the real broker and PostgreSQL."""
 import pytest
 import sqlalchemy as sa
-from nameko.testing.services import entrypoint_hook
 
 from common.errors import Conflict, NotFound, ValidationFailed
 from services.intake.service import IntakeService
+from tests.support.calls import as_staff
 from tests.support.intake import GAD7_MILD, HISTORY, PATIENT, PHQ9_MODERATE, approved_patient
 
 
@@ -15,10 +15,7 @@ def intake(start_service):
 
 @pytest.fixture
 def call(intake):
-    def call(method, *args):
-        with entrypoint_hook(intake, method, context_data={"actor": "dr.who (clinician)"}) as hook:
-            return hook(*args)
-    return call
+    return as_staff(intake, "dr.who (clinician)")
 
 
 def count(databases, table):

@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.communication import Communication
-from nameko.testing.services import entrypoint_hook
 
 from common.errors import NotFound, ValidationFailed
 from services.notifications import fhir
@@ -19,6 +18,7 @@ from services.notifications.service import NotificationsService
 NO_QUIET_HOURS = {"QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00"}
 EXPECTED_STATUS = {"sent": "completed", "dead": "stopped", "cancelled": "not-done", "skipped": "not-done",
                    "queued": "in-progress", "retrying": "in-progress"}
+from tests.support.calls import as_staff
 
 
 @pytest.fixture
@@ -29,10 +29,7 @@ def notifications(start_service):
 
 @pytest.fixture
 def call(notifications):
-    def call(method, *args):
-        with entrypoint_hook(notifications, method, context_data={"actor": "frontdesk (front_desk)"}) as hook:
-            return hook(*args)
-    return call
+    return as_staff(notifications, "frontdesk (front_desk)")
 
 
 def row(pid, status, channel="email", kind="appointment_reminder", recipient="patient", minutes=0, **extra):

@@ -12,6 +12,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from common.errors import Conflict, NotFound, ValidationFailed
 from services.notifications.service import NotificationsService
+from tests.support.calls import as_staff
 from tests.support.events import publish_event, republish
 from tests.support.notifications import appointment_facts, iso_in, register_patient
 
@@ -38,10 +39,7 @@ def amqp(clinic_config):
 
 @pytest.fixture
 def call(notifications):
-    def call(method, *args):
-        with entrypoint_hook(notifications, method, context_data={"actor": "frontdesk (front_desk)"}) as hook:
-            return hook(*args)
-    return call
+    return as_staff(notifications, "frontdesk (front_desk)")
 
 
 def deliver(container, handler, amqp, producer, event_type, data, **kw):

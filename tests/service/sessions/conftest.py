@@ -1,8 +1,9 @@
 import pytest
 import sqlalchemy as sa
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 
 from services.sessions.service import SessionsService
+from tests.support.calls import as_staff
 from tests.support.events import publish_event
 from tests.support.sessions import CLINICIAN, approval_data
 
@@ -15,8 +16,7 @@ def sessions(start_service):
 @pytest.fixture
 def call(sessions):
     def call(method, *args, actor=CLINICIAN, **kwargs):
-        with entrypoint_hook(sessions, method, context_data={"actor": actor} if actor else {}) as hook:
-            return hook(*args, **kwargs)
+        return as_staff(sessions, actor)(method, *args, **kwargs)
     return call
 
 
