@@ -138,7 +138,9 @@ class ApprovalFacts(EventFacts):
     diagnosis_codes: list[str] = Field(default_factory=list)
 
 
-class CompletedSessionFacts(EventFacts):
+class SessionFacts(EventFacts):
+    """What billing reads from any session event."""
+
     session_id: str
     patient_id: str
     appointment_id: str | None = None
@@ -146,8 +148,11 @@ class CompletedSessionFacts(EventFacts):
     drug: str
     dose_mg: float | None = None
     started_at: datetime | None = None
-    ended_at: datetime | None = None
     duration_minutes: int | None = Field(default=None, ge=0)
+
+
+class CompletedSessionFacts(SessionFacts):
+    ended_at: datetime | None = None
     date_of_service: date
     clinician_id: str | None = None
 
@@ -159,16 +164,8 @@ class CompletedSessionFacts(EventFacts):
         raise ValueError("duration_minutes or started_at and ended_at are needed")
 
 
-class AbortedSessionFacts(EventFacts):
-    session_id: str
-    patient_id: str
-    appointment_id: str | None = None
-    route: str
-    drug: str
-    dose_mg: float | None = None
-    started_at: datetime | None = None
+class AbortedSessionFacts(SessionFacts):
     aborted_at: datetime
-    duration_minutes: int | None = Field(default=None, ge=0)
     # The clinic's day of the session; events published before it was added
     # fall back to the UTC day the session started.
     date_of_service: date | None = None
