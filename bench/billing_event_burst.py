@@ -69,7 +69,7 @@ def run(events: int, replicas: int) -> dict:
             port = free_port()
             env = {**os.environ, "AMQP_URI": amqp_uri, "BILLING_DATABASE_URL": url, "CLINIC_SKIP_MIGRATE": "1",
                    "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING", "PYTHONWARNINGS": "ignore"}
-            processes.append((subprocess.Popen([sys.executable, "-m", "common.cli", "run", "billing"], env=env,
+            processes.append((subprocess.Popen([sys.executable, "-m", "cli", "run", "billing"], env=env,
                                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port))
         for _, port in processes:
             deadline = time.monotonic() + 60

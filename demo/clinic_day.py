@@ -216,7 +216,7 @@ def running_clinic(data_dir: Path, amqp_uri: str):
         for kind, port, out in (("smtp", mail_port, mail_file), ("sms", sms_port, sms_file)):
             _process(stack, [python, "-m", "demo.catchers", kind, "--port", str(port), "--out", str(out)], env,
                      data_dir / f"{kind}-catcher.log")
-        clinic = _process(stack, [python, "-m", "common.cli", "run", "all"], env, data_dir / "clinic.log")
+        clinic = _process(stack, [python, "-m", "cli", "run", "all"], env, data_dir / "clinic.log")
         gateway = f"http://127.0.0.1:{ports['gateway']}"
 
         def ready():
