@@ -54,9 +54,10 @@ NOTIFICATION_OUTCOMES = ("sent", "failed", "retrying", "dead", "suppressed")
 # belongs to.
 _current = threading.local()
 
-# Entrypoints that run every second or answer probes: their completion is
-# logged at DEBUG so they do not drown the lines an operator looks for.
-_QUIET_ENTRYPOINTS = {"health", "ready", "metrics"}
+# Entrypoints that run every second or answer probes (the gateway's
+# services_health is /api/v1/health): their completion is logged at DEBUG so
+# they do not drown the lines an operator looks for.
+_QUIET_ENTRYPOINTS = {"health", "ready", "metrics", "services_health"}
 
 log = logging.getLogger("clinic.entrypoint")
 
