@@ -78,3 +78,14 @@ def test_stopping_the_runner_stops_the_clinic_cleanly(moved_clinic):
     lines = json_lines(moved_clinic["output"])
     assert {line.get("service") for line in lines if line["message"].startswith("stopping services")} == \
         set(SERVICES)
+
+
+def test_a_database_that_is_down_is_one_json_line_and_exit_4(request):
+    env = {**os.environ, "LOG_FORMAT": "json", "AMQP_URI": request.config.getoption("RABBIT_AMQP_URI"),
+           "INTAKE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/intake"}
+    finished = subprocess.run([str(CLINIC), "run", "intake"], env=env, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 4
+    lines = json_lines(finished.stdout + finished.stderr)
+    assert [(line["level"], line["service"]) for line in lines] == [("ERROR", "intake")]
+    assert lines[0]["message"].startswith("a database is not reachable, nothing started")
