@@ -65,7 +65,8 @@ class ManagementApi:
     def _call(self, method: str, path: str, **kwargs):
         import httpx
 
-        answer = httpx.request(method, f"{self.url}/api/{path}", auth=self.auth, timeout=self.timeout, **kwargs)
+        kwargs.setdefault("timeout", self.timeout)
+        answer = httpx.request(method, f"{self.url}/api/{path}", auth=self.auth, **kwargs)
         answer.raise_for_status()
         return answer
 
@@ -87,7 +88,8 @@ class ManagementApi:
                    json={"configure": ".*", "write": ".*", "read": ".*"})
 
     def delete_vhost(self, name: str) -> None:
-        self._call("DELETE", f"vhosts/{quote(name, safe='')}")
+        # A busy broker takes its time closing the vhost's queues and connections.
+        self._call("DELETE", f"vhosts/{quote(name, safe='')}", timeout=max(self.timeout, 30))
 
 
 def amqp_uri_for_vhost(amqp_uri: str, vhost: str) -> str:
