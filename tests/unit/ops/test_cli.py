@@ -13,7 +13,6 @@ from cli.outbox import outbox_state
 from cli.queues import known_queue_names, queue_warning
 from cli.services import SERVICES, service_env
 from common.config import database_url, load_config
-from common.rabbitmq import management_url
 from common.outbox import outbox, plumbing_metadata
 from gateway.http import parse_tokens
 
@@ -115,16 +114,6 @@ def test_every_service_process_names_itself_in_its_logs(monkeypatch):
     env = service_env("billing")
     assert env["CLINIC_SERVICE"] == "billing"
     assert env["WEB_SERVER_ADDRESS"].endswith(":8003")
-
-
-@pytest.mark.parametrize("url, expected", [
-    ("http://rabbit.internal:15672/", "http://rabbit.internal:15672"),
-    (None, "http://broker.example:15672"),
-])
-def test_management_url(url, expected, monkeypatch):
-    if url:
-        monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", url)
-    assert management_url("amqp://u:p@broker.example:5672/clinic") == expected
 
 
 @pytest.mark.parametrize("row, warning", [
