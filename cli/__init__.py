@@ -11,11 +11,15 @@
     clinic health [--live]          probe this process's /ready (container health check)
 
 One module per command group (``run``, ``migrate``, ``queues``, ``outbox``,
-``dead_letters``, ``token``, ``health``), each adding its own sub-parser;
+``dead_letters``, ``tokens``, ``health``), each adding its own sub-parser;
 ``services`` is the map of what runs where, ``console`` the exit codes and
 what every command prints with. Exit codes: see ``cli.console``.
 """
-from cli.console import (  # noqa: F401  (the codes scripts and tests compare against)
+from cli.console import (
     EXIT_ATTENTION, EXIT_BROKER_DOWN, EXIT_DATABASE_DOWN, EXIT_FAILURE, EXIT_OK, EXIT_USAGE,
 )
-from cli.main import build_parser, main  # noqa: F401
+from cli.main import build_parser, main
+
+# `clinic` is cli:main; scripts and tests compare against the exit codes.
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_BROKER_DOWN",
+           "EXIT_DATABASE_DOWN", "EXIT_ATTENTION"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from cli import dead_letters, health, migrate, outbox, queues, run, token
+from cli import dead_letters, health, migrate, outbox, queues, run, tokens
 from cli.console import EXIT_USAGE
 
 # In the order `clinic --help` lists them.
-COMMAND_GROUPS = (run, migrate, queues, outbox, dead_letters, token, health)
+COMMAND_GROUPS = (run, migrate, queues, outbox, dead_letters, tokens, health)
 
 EPILOG = """exit codes:
   0  done

@@ -37,8 +37,8 @@ def management_url(amqp_uri: str, environ=os.environ) -> str:
     return f"http://{host}:{MANAGEMENT_PORT}"
 
 
-def management_auth(amqp_uri: str, environ=os.environ) -> tuple[str, str]:
-    configured = urlsplit(environ.get("RABBITMQ_MANAGEMENT_URL") or "")
+def management_auth(amqp_uri: str, environ=os.environ, url: str | None = None) -> tuple[str, str]:
+    configured = urlsplit(url or environ.get("RABBITMQ_MANAGEMENT_URL") or "")
     if configured.username:
         return unquote(configured.username), unquote(configured.password or "")
     _, user, password, _ = _amqp_parts(amqp_uri)
@@ -58,8 +58,11 @@ class ManagementApi:
 
     def __init__(self, amqp_uri: str, url: str | None = None, timeout: float = 5.0, environ=os.environ):
         self.amqp_uri = amqp_uri
-        self.url = (url or management_url(amqp_uri, environ)).rstrip("/")
-        self.auth = management_auth(amqp_uri, environ)
+        self.auth = management_auth(amqp_uri, environ, url)
+        if url:
+            parts = urlsplit(url.rstrip("/"))
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        self.url = url or management_url(amqp_uri, environ)
         self.timeout = timeout
 
     def _call(self, method: str, path: str, **kwargs):

@@ -2,7 +2,7 @@
 demo, the benchmarks and the test command."""
 import pytest
 
-from common.rabbitmq import amqp_uri_for_vhost, management_auth, management_url, management_url_with_credentials
+from common.rabbitmq import ManagementApi, amqp_uri_for_vhost, management_auth, management_url, management_url_with_credentials
 
 AMQP = "amqp://clinic:s3cret@broker.example:5672/clinic"
 
@@ -33,3 +33,9 @@ def test_the_form_nameko_test_takes():
 
 def test_a_vhost_uri_keeps_host_and_credentials():
     assert amqp_uri_for_vhost(AMQP, "clinic-demo-1a2b") == "amqp://clinic:s3cret@broker.example:5672/clinic-demo-1a2b"
+
+
+def test_a_url_given_outright_may_carry_its_own_credentials():
+    api = ManagementApi(AMQP, url="http://ops:pw@rabbit.internal:15672/", environ={})
+    assert (api.url, api.auth) == ("http://rabbit.internal:15672", ("ops", "pw"))
+    assert ManagementApi(AMQP, url="http://rabbit.internal:15672", environ={}).auth == ("clinic", "s3cret")
