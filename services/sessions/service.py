@@ -128,15 +128,16 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("create a treatment plan")
         rules = self._rules()
         route = domain.route(given.route)
-        max_dose = given.max_dose_mg or route.default_max_dose_mg
+        # Kept to 0.1 mg like the charted dose, and rounded the same way: down.
+        max_dose = domain.round_dose(given.max_dose_mg or route.default_max_dose_mg)
         mg_per_kg = given.mg_per_kg if given.mg_per_kg is not None or route.fixed_doses_mg else route.default_mg_per_kg
-        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose)
+        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose, given.max_mg_per_kg)
         with self.db.unit_of_work() as uow:
             eligibility = self._check_eligible(uow.session, given.patient_id, given.route)
             record = TreatmentPlan(
                 patient_id=given.patient_id, route=given.route, drug=route.drug, indication=given.indication,
                 mg_per_kg=mg_per_kg, fixed_dose_mg=given.fixed_dose_mg, max_dose_mg=max_dose,
-                induction_sessions=given.induction_sessions or rules.course.induction_sessions,
+                max_mg_per_kg=given.max_mg_per_kg, induction_sessions=given.induction_sessions or rules.course.induction_sessions,
                 min_hours_apart=given.min_hours_apart if given.min_hours_apart is not None
                 else rules.course.min_hours_apart,
                 maintenance_interval_days=given.maintenance_interval_days,
@@ -148,7 +149,8 @@ class SessionsService(ClinicService):
             uow.emit("plan.created", {
                 "patient_id": record.patient_id, "plan_id": record.plan_id, "route": record.route,
                 "drug": record.drug, "induction_sessions": record.induction_sessions,
-                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg, "created_by": actor,
+                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg,
+                "max_mg_per_kg": record.max_mg_per_kg, "created_by": actor,
             })
             return plan_view(record)
 
@@ -161,9 +163,12 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("change a treatment plan")
         with self.db.unit_of_work() as uow:
             record = self._plan(uow.session, plan_id, lock=True)
+            if changed.get("max_dose_mg") is not None:
+                changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
             for name, value in changed.items():
                 setattr(record, name, value)
-            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg)
+            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg,
+                                     record.max_mg_per_kg)
             record.updated_by = actor
             self._audit(uow, record.patient_id, "plan_update", record.plan_id)
             return plan_view(record)
@@ -383,6 +388,9 @@ class SessionsService(ClinicService):
         with self.db.unit_of_work() as uow:
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
+            rules = self._rules()
+            domain.check_check_in_time(checked_in_at, as_utc(appointment.starts_at), as_utc(appointment.created_at),
+                                       rules.hours, rules.check_in_early)
             self._check_eligible(uow.session, appointment.patient_id, appointment.route)
             plan = self._plan(uow.session, appointment.plan_id)
             appointment.status = AppointmentStatus.CHECKED_IN.value
@@ -427,7 +435,7 @@ class SessionsService(ClinicService):
             record.dose_mg = domain.compute_dose_mg(
                 weight_kg=record.weight_kg, mg_per_kg=plan.mg_per_kg, fixed_dose_mg=plan.fixed_dose_mg,
                 max_dose_mg=plan.max_dose_mg, requested_mg=given.dose_mg,
-                device_doses_mg=domain.route(plan.route).fixed_doses_mg)
+                device_doses_mg=domain.route(plan.route).fixed_doses_mg, max_mg_per_kg=plan.max_mg_per_kg)
             record.lot_number = given.lot_number
             record.started_at = started_at
             record.status = SessionStatus.IN_PROGRESS.value
