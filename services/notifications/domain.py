@@ -142,10 +142,13 @@ def offset_label(offset: timedelta) -> str:
 
 @dataclass(frozen=True)
 class SendDecision:
-    """``send_at`` when the message should go out, or ``skip_reason``."""
+    """``send_at`` when the message should go out, or ``skip_reason``;
+    ``deferral`` says why ``send_at`` is later than wanted (quiet hours),
+    for the delivery log."""
 
     send_at: datetime | None
     skip_reason: str | None = None
+    deferral: str | None = None
 
 
 def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool = False,
@@ -158,7 +161,16 @@ def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool =
     if appointment_starts_at is not None and at > appointment_starts_at - timing.min_reminder_lead:
         local = at.astimezone(ZoneInfo(zone))
         return SendDecision(None, f"quiet hours end at {local:%H:%M} local time, too close to the appointment")
-    return SendDecision(at)
+    if at == desired:
+        return SendDecision(at)
+    return SendDecision(at, deferral=quiet_hours_deferral(desired, at, zone, timing.quiet))
+
+
+def quiet_hours_deferral(desired: datetime, until: datetime, zone: str, quiet: QuietHours) -> str:
+    """The delivery log's words for a message moved out of quiet hours."""
+    tz = ZoneInfo(zone)
+    return (f"quiet hours ({quiet.start:%H:%M}–{quiet.end:%H:%M} in {zone}): due at "
+            f"{desired.astimezone(tz):%H:%M} local time, held until {until.astimezone(tz):%a %H:%M} local time")
 
 
 @dataclass(frozen=True)
@@ -277,7 +289,7 @@ def gate_patient_message(*, kind: Kind, channel: Channel, now: datetime, recipie
                             appointment_starts_at=starts_at if reminder else None)
     if decision.send_at is None:
         return Gate("skip", decision.skip_reason)
-    return Gate("defer", "quiet hours", decision.send_at)
+    return Gate("defer", decision.deferral or "quiet hours", decision.send_at)
 
 
 # --------------------------------------------------------------------------

@@ -555,7 +555,7 @@ class NotificationsService(ClinicService):
 
     def _queue(self, uow, event, *, kind: Kind, channel: Channel, recipient: str, reason: str, due_at: datetime,
                patient_id=None, appointment_id=None, target=None, context=None, urgent=False,
-               status: Status = Status.QUEUED, detail: str | None = None) -> bool:
+               status: Status = Status.QUEUED, detail: str | None = None, deferral: str | None = None) -> bool:
         """Insert the message unless its dedupe key exists; True if new."""
         values = dict(
             notification_id=new_id(), dedupe_key=domain.dedupe_key(reason, kind, channel, target),
@@ -568,6 +568,10 @@ class NotificationsService(ClinicService):
             return False
         uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
                                          detail=detail or f"due {iso(due_at)}"))
+        if deferral:
+            # Its own step, so staff see why a message owed now goes out later.
+            uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status="deferred",
+                                             detail=deferral[:500]))
         return True
 
     def _queue_for_patient(self, uow, event, kind: Kind, *, reason: str, patient_id: str, desired: datetime,
@@ -589,7 +593,7 @@ class NotificationsService(ClinicService):
             else:
                 self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
                             due_at=decision.send_at, patient_id=patient_id, appointment_id=appointment_id,
-                            context=context)
+                            context=context, deferral=decision.deferral)
 
     def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
         settings = self.settings

@@ -176,6 +176,19 @@ def test_a_patient_message_due_at_night_waits_for_the_local_morning(start_notifi
                  for m in welcome]
     assert len(local_due) == 2 and all((d.hour, d.minute) == (8, 0) for d in local_due)
     assert all(d - now.astimezone(ZoneInfo(zone)) < timedelta(hours=7) for d in local_due)
+    # The delivery log says so at once, as its own step with the reason.
+    for message in welcome:
+        with entrypoint_hook(container, "get_message") as hook:
+            log = hook(message["notification_id"])["log"]
+        assert [step["status"] for step in log] == ["queued", "deferred"]
+        assert log[1]["detail"].startswith(f"quiet hours (21:00–08:00 in {zone}): due at 02:")
+        assert "held until" in log[1]["detail"] and "08:00 local time" in log[1]["detail"]
+
+
+def test_a_message_outside_quiet_hours_logs_no_deferral(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    for message in messages(call, patient_id=pid):
+        assert [step["status"] for step in call("get_message", message["notification_id"])["log"]] == ["queued"]
 
 
 def test_staff_alerts_are_queued_urgent_by_mrn(start_notifications, amqp):
