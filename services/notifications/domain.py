@@ -56,6 +56,20 @@ PATIENT_KINDS = frozenset(k for k in Kind if k not in (Kind.STAFF_RISK_ALERT, Ki
 APPOINTMENT_KINDS = frozenset({Kind.APPOINTMENT_CONFIRMATION, Kind.APPOINTMENT_REMINDER, Kind.APPOINTMENT_MOVED})
 
 
+# What patients' lock screens and shared inboxes may show: the display
+# name, the sender and every SMS and subject carry none of these by default.
+DEFAULT_DISPLAY_NAME = "the clinic"
+TREATMENT_WORDS = ("ketamine", "esketamine", "spravato", "infusion", "depressi", "ptsd", "psychiatr", "psychedelic",
+                   "mental health", "anxiety", "bipolar", "trauma", "suicid", "addiction")
+
+
+def treatment_words_in(text: str | None) -> list[str]:
+    """The words in ``text`` that would tell an onlooker what the patient
+    is treated for (case-insensitive, also inside a longer word)."""
+    lowered = (text or "").lower()
+    return [word for word in TREATMENT_WORDS if word in lowered]
+
+
 def dedupe_key(reason: str, kind: Kind | str, channel: Channel | str, target: str | None = None) -> str:
     """The reason a message exists, unique in the database: the same event
     delivered twice, or handled by two replicas, cannot queue a second one."""

@@ -29,6 +29,8 @@ _env = Environment(
     trim_blocks=True,
     keep_trailing_newline=False,
 )
+# "the clinic" (the default display name) opening a sentence or an SMS.
+_env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
 
 # What each kind's template may use from the message's stored facts.
 ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {

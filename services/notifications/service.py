@@ -64,7 +64,7 @@ class Settings:
         return cls(
             timing=domain.Timing.from_config(section),
             retry=domain.RetryPolicy.from_config(section),
-            clinic=str(section.get("CLINIC_NAME") or "the clinic"),
+            clinic=display_name(section),
             clinic_phone=str(section.get("CLINIC_PHONE") or "the clinic"),
             batch=int(section.get("SCHEDULER_BATCH", 50)),
             # Longer than the slowest send (SMTP/HTTP timeouts), so another
@@ -74,12 +74,32 @@ class Settings:
         )
 
 
+def display_name(section: dict) -> str:
+    """The name patients see in every SMS, subject and as the email sender.
+    ``CLINIC_NAME`` here is the older key, still honoured; the clinic's
+    legal name for billing is a separate setting (``BILLING.CLINIC_NAME``)."""
+    return str(section.get("CLINIC_DISPLAY_NAME") or section.get("CLINIC_NAME") or domain.DEFAULT_DISPLAY_NAME)
+
+
+def warn_if_patient_facing_text_discloses_treatment(section: dict) -> None:
+    """Said once at start: the messages still go out, but whoever sees a
+    patient's lock screen would learn what they are treated for."""
+    for key, value in (("CLINIC_DISPLAY_NAME", display_name(section)), ("SMTP_FROM", section.get("SMTP_FROM")),
+                       ("SMS_FROM", section.get("SMS_FROM"))):
+        words = domain.treatment_words_in(str(value) if value else None)
+        if words:
+            log.warning("NOTIFICATIONS.%s %r names treatment (%s) and is shown on every patient SMS or email; "
+                        "set a neutral CLINIC_DISPLAY_NAME / sender", key, value, ", ".join(words))
+
+
 class NotificationSettings(DependencyProvider):
     """``self.settings``: the NOTIFICATIONS section read once at start, so a
     bad value stops the service at once instead of failing each message."""
 
     def setup(self):
-        self.settings = Settings.from_config(self.container.config.get("NOTIFICATIONS") or {})
+        section = self.container.config.get("NOTIFICATIONS") or {}
+        self.settings = Settings.from_config(section)
+        warn_if_patient_facing_text_discloses_treatment(section)
 
     def get_dependency(self, worker_ctx):
         return self.settings

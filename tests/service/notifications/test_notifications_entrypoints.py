@@ -2,6 +2,7 @@
 broker and PostgreSQL. Delivery is switched off here (the scheduler's first
 sweep is an hour away) so each test sees exactly what was queued; delivery
 to real servers is in tests/integration/test_notifications_delivery.py."""
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -300,3 +301,12 @@ def test_every_access_to_a_patients_messages_is_audited(notifications, amqp, cal
     assert {entry["actor"] for entry in trail} == {"frontdesk (front_desk)"}
     with pytest.raises(ValidationFailed):
         call("list_record_access", pid, 0)
+
+
+def test_a_display_name_that_names_treatment_is_warned_about_at_start(start_notifications, caplog):
+    with caplog.at_level(logging.WARNING, logger="services.notifications.service"):
+        start_notifications()
+        assert not [r for r in caplog.records if "names treatment" in r.getMessage()]
+        start_notifications(CLINIC_DISPLAY_NAME="Sunrise Ketamine Clinic")
+    [warning] = [r.getMessage() for r in caplog.records if "names treatment" in r.getMessage()]
+    assert "CLINIC_DISPLAY_NAME" in warning and "ketamine" in warning
