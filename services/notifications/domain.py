@@ -17,6 +17,8 @@ DEFAULT_TIME_ZONE = "America/New_York"
 class Kind(str, Enum):
     WELCOME = "welcome"
     APPOINTMENT_CONFIRMATION = "appointment_confirmation"
+    # One message for a whole booked course, listing its dates.
+    COURSE_CONFIRMATION = "course_confirmation"
     APPOINTMENT_REMINDER = "appointment_reminder"
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
@@ -304,6 +306,31 @@ def gate_patient_message(*, kind: Kind, channel: Channel, now: datetime, recipie
     if decision.send_at is None:
         return Gate("skip", decision.skip_reason)
     return Gate("defer", decision.deferral or "quiet hours", decision.send_at)
+
+
+def course_as_it_stands(appointments: list[dict], known: dict[str, AppointmentFacts],
+                        now: datetime) -> list[dict]:
+    """The course's appointments as they stand when the confirmation goes
+    out: a cancelled one dropped, a moved one at its new time (each change
+    has its own message), one already begun left out; in time order."""
+    standing = []
+    for entry in appointments:
+        facts = known.get(entry.get("appointment_id"))
+        if facts is not None and facts.cancelled:
+            continue
+        starts_at = facts.starts_at if facts is not None else _instant(entry.get("starts_at"))
+        if starts_at is None or starts_at <= now:
+            continue
+        standing.append({"appointment_id": entry.get("appointment_id"),
+                         "starts_at": starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z")})
+    return sorted(standing, key=lambda e: e["starts_at"])
+
+
+def _instant(value) -> datetime | None:
+    if not value:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------

@@ -167,10 +167,24 @@ class NotificationsService(ClinicService):
         else:
             appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
         uow.session.flush()
-        self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
-                                patient_id=appointment.patient_id, desired=utcnow(),
-                                context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
+        if not data.get("course_id"):
+            # Part of a course, the appointment is confirmed with the others
+            # in one message (course.booked); its reminders are its own.
+            self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
+                                    patient_id=appointment.patient_id, desired=utcnow(),
+                                    context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
         self._queue_reminders(uow, event, appointment)
+        self._forward(uow, event)
+
+    @consumes("sessions", "course.booked")
+    def on_course_booked(self, uow, event):
+        """One confirmation listing every date of a booked course."""
+        data = event.data
+        appointments = [{"appointment_id": entry["appointment_id"], "starts_at": entry["starts_at"]}
+                        for entry in data.get("appointments") or ()]
+        self._queue_for_patient(uow, event, Kind.COURSE_CONFIRMATION, reason=data["course_id"],
+                                patient_id=data["patient_id"], desired=utcnow(),
+                                context={"appointments": appointments})
         self._forward(uow, event)
 
     @consumes("sessions", "appointment.rescheduled")
@@ -357,7 +371,14 @@ class NotificationsService(ClinicService):
                 return None
             if gate.action == "wait":
                 return domain.Outcome(False, gate.reason)
-            view = rendering.template_facts(kind, message.context, given_name=recipient.given_name,
+            context = message.context
+            if kind == Kind.COURSE_CONFIRMATION:
+                context = {"appointments": self._course_as_it_stands(uow.session, context, now)}
+                if not context["appointments"]:
+                    self._settle(uow, message, Status.SKIPPED,
+                                 "every appointment of the course was cancelled or has begun")
+                    return None
+            view = rendering.template_facts(kind, context, given_name=recipient.given_name,
                                             time_zone=facts.time_zone, clinic=settings.clinic,
                                             clinic_phone=settings.clinic_phone, now=now)
             rendered = rendering.render(kind, channel, view)
@@ -627,6 +648,15 @@ class NotificationsService(ClinicService):
                 patient_id=appointment.patient_id, desired=plan.desired, decision=plan.decision,
                 context={"starts_at": iso(starts_at), "reminder": plan.label},
                 appointment_id=appointment.appointment_id)
+
+    @staticmethod
+    def _course_as_it_stands(session, context: dict, now: datetime) -> list[dict]:
+        entries = [e for e in context.get("appointments") or () if isinstance(e, dict)]
+        rows = session.execute(sa.select(Appointment).where(
+            Appointment.appointment_id.in_([e.get("appointment_id") for e in entries]))).scalars()
+        known = {row.appointment_id: domain.AppointmentFacts(parse_instant(row.starts_at), row.cancelled)
+                 for row in rows}
+        return domain.course_as_it_stands(entries, known, now)
 
     def _queue_staff_alert(self, uow, event, kind: Kind, *, reason: str, context: dict) -> None:
         """At once, day or night; by MRN only (the allow-list drops the rest)."""

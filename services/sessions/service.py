@@ -5,6 +5,7 @@ rules in ``domain`` inside one unit of work, and returns JSON-able dicts."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -238,9 +239,19 @@ class SessionsService(ClinicService):
                 return replay
             plan = self._plan(uow.session, plan_id, lock=True)
             self._check_bookable(uow.session, plan)
-            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction")
+            course_id = str(uuid.uuid4())
+            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction", course_id)
                       for start in self._course_starts(uow.session, plan, given)]
-            view = {"plan_id": plan.plan_id, "appointments": [appointment_view(a) for a in booked]}
+            # One fact for the whole course, so the patient is told once,
+            # with every date, rather than once per appointment.
+            uow.emit("course.booked", {
+                "patient_id": plan.patient_id, "plan_id": plan.plan_id, "course_id": course_id,
+                "route": plan.route, "chair_id": given.chair_id, "clinician_id": given.clinician_id,
+                "appointments": [{"appointment_id": a.appointment_id, "sequence": a.sequence,
+                                  "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at)} for a in booked],
+            })
+            view = {"plan_id": plan.plan_id, "course_id": course_id,
+                    "appointments": [appointment_view(a) for a in booked]}
             self._remember(uow.session, idempotency_key, view)
             return view
 
@@ -818,7 +829,8 @@ class SessionsService(ClinicService):
                 ResourceBooking.slot_start.in_(slots)).distinct()).all()
         return [{"resource_kind": kind, "appointment_id": appointment_id} for kind, appointment_id in rows]
 
-    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind) -> Appointment:
+    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind,
+              course_id: str | None = None) -> Appointment:
         starts, ends = self._check_slot(uow.session, plan, starts_at, chair_id, clinician_id)
         holding = [s.value for s in domain.HOLDING]
         # Numbered in booking order and never reused by a live appointment;
@@ -838,6 +850,8 @@ class SessionsService(ClinicService):
             "patient_id": record.patient_id, "appointment_id": record.appointment_id, "plan_id": plan.plan_id,
             "kind": record.kind, "sequence": record.sequence, "starts_at": iso(starts), "ends_at": iso(ends),
             "route": record.route, "chair_id": chair_id, "clinician_id": clinician_id,
+            # Set when booked as part of a course: the course.booked event then speaks for it.
+            "course_id": course_id,
         })
         return record
 

@@ -310,3 +310,35 @@ def test_a_display_name_that_names_treatment_is_warned_about_at_start(start_noti
         start_notifications(CLINIC_DISPLAY_NAME="Sunrise Ketamine Clinic")
     [warning] = [r.getMessage() for r in caplog.records if "names treatment" in r.getMessage()]
     assert "CLINIC_DISPLAY_NAME" in warning and "ketamine" in warning
+
+
+def test_a_booked_course_is_confirmed_once_and_each_appointment_keeps_its_reminders(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    course = [appointment_facts(pid, f"course-appt-{n}", starts_in_seconds=(3 + 2 * n) * 86400) for n in range(6)]
+    for n, data in enumerate(course):
+        deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled",
+                {**data, "sequence": n + 1, "course_id": "course-1"})
+    booked = {"patient_id": pid, "plan_id": "plan-1", "course_id": "course-1", "route": "iv_infusion",
+              "chair_id": "chair-2", "clinician_id": "dr.who",
+              "appointments": [{k: d[k] for k in ("appointment_id", "sequence", "starts_at", "ends_at")}
+                               for d in course]}
+    body = deliver(notifications, "on_course_booked", amqp, "sessions", "course.booked", booked)
+    with entrypoint_waiter(notifications, "on_course_booked", timeout=10):
+        republish(amqp, body)
+    owed = [m for m in messages(call, patient_id=pid) if m["kind"] != "welcome"]
+    by_kind = {}
+    for m in owed:
+        by_kind.setdefault(m["kind"], []).append(m["channel"])
+    assert sorted(by_kind["course_confirmation"]) == ["email", "sms"]
+    assert "appointment_confirmation" not in by_kind
+    assert len(by_kind["appointment_reminder"]) == 6 * 2 * 2   # 48 h and 2 h, email and SMS, per appointment
+    confirmation = next(m for m in owed if m["kind"] == "course_confirmation")
+    assert confirmation["dedupe_key"] == "course-1:course_confirmation:" + confirmation["channel"]
+
+
+def test_an_appointment_booked_alone_is_still_confirmed_alone(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled",
+            {**appointment_facts(pid, "single-1", starts_in_seconds=3 * 86400), "course_id": None})
+    kinds = sorted(m["kind"] for m in messages(call, appointment_id="single-1"))
+    assert kinds.count("appointment_confirmation") == 2
