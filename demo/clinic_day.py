@@ -16,7 +16,11 @@ The demo clinic differs from a real one in three settings only: its time
 zone is chosen so that it is mid-morning there whenever the demo runs, it
 is open every day, and it books on a one-minute grid so that a two-hour
 reminder comes due while you watch. Sessions are charted after the fact
-(check-in back-dated about 90 minutes) so infusions have real lengths.
+(check-in back-dated about 90 minutes) so infusions have real lengths; as
+check-in belongs to the appointment's own day and never precedes its
+booking, and the API only ever books ahead, each of this morning's first
+sessions is first moved in the demo's sessions database to a start just
+after that arrival, as if booked two days before.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -378,6 +383,7 @@ class ClinicDay:
             arrived = self.now - timedelta(minutes=95 - 5 * index)
             started = arrived + timedelta(minutes=15)
             stopped = started + timedelta(minutes=40)
+            self._booked_for_this_morning(first["appointment_id"], arrived + timedelta(minutes=10))
             session = self.api.call("front_desk", "POST", f"/api/v1/appointments/{first['appointment_id']}/check-in", {
                 "fasting_confirmed": True, "escort_confirmed": True, "weight_kg": 72, "baseline_vitals": BASELINE,
                 "pre_phq9": 15, "checked_in_at": iso(arrived)})
@@ -409,6 +415,17 @@ class ClinicDay:
                 wait_until(lambda: any(c["code"] == "96365" for c in self._charges(story.patient_id)), 30,
                            "the infusion charge")
                 self.latencies["session_completed_to_charges"] = time.monotonic() - completed
+
+    def _booked_for_this_morning(self, appointment_id: str, starts: datetime) -> None:
+        """The one step outside the API (see the module's docstring)."""
+        def stored(moment: datetime) -> str:
+            # How SQLAlchemy keeps a UTC instant in SQLite.
+            return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+        with sqlite3.connect(self.clinic.data_dir / "sessions.sqlite3", timeout=30) as db:
+            db.execute("UPDATE appointments SET starts_at = ?, ends_at = ?, created_at = ? WHERE appointment_id = ?",
+                       (stored(starts), stored(starts + timedelta(minutes=60)), stored(starts - timedelta(days=2)),
+                        appointment_id))
 
     def bill(self) -> None:
         approved = [s for s in self.stories if s.approved]
