@@ -4,11 +4,15 @@ registered and screened (two ineligible, one risk-flagged), courses planned
 and booked, sessions checked in, monitored (one vitals alert) and completed,
 charges invoiced and paid, reminders, receipts and staff alerts delivered.
 Sessions are charted after the fact (check-in back-dated about 90 minutes)
-so infusions have real lengths.
+so infusions have real lengths; as check-in belongs to the appointment's own
+day and never precedes its booking, and the API only ever books ahead, each
+of this morning's first sessions is first moved in the demo's sessions
+database to a start just after that arrival, as if booked two days before.
 """
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -223,6 +227,7 @@ class ClinicDay:
             arrived = self.now - timedelta(minutes=95 - 5 * index)
             started = arrived + timedelta(minutes=15)
             stopped = started + timedelta(minutes=40)
+            self._booked_for_this_morning(first["appointment_id"], arrived + timedelta(minutes=10))
             session = self.api.call("front_desk", "POST", f"/api/v1/appointments/{first['appointment_id']}/check-in", {
                 "fasting_confirmed": True, "escort_confirmed": True, "weight_kg": 72, "baseline_vitals": BASELINE,
                 "pre_phq9": 15, "checked_in_at": iso(arrived)})
@@ -254,6 +259,17 @@ class ClinicDay:
                 wait_until(lambda: any(c["code"] == "96365" for c in self.charges(story.patient_id)), 30,
                            "the infusion charge")
                 self.latencies["session_completed_to_charges"] = time.monotonic() - completed
+
+    def _booked_for_this_morning(self, appointment_id: str, starts: datetime) -> None:
+        """The one step outside the API (see the module's docstring)."""
+        def stored(moment: datetime) -> str:
+            # How SQLAlchemy keeps a UTC instant in SQLite.
+            return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+        with sqlite3.connect(self.clinic.data_dir / "sessions.sqlite3", timeout=30) as db:
+            db.execute("UPDATE appointments SET starts_at = ?, ends_at = ?, created_at = ? WHERE appointment_id = ?",
+                       (stored(starts), stored(starts + timedelta(minutes=60)), stored(starts - timedelta(days=2)),
+                        appointment_id))
 
     def bill(self) -> None:
         approved = [s for s in self.stories if s.approved]

@@ -70,6 +70,8 @@ class TreatmentPlan(Base):
     mg_per_kg: Mapped[float | None] = mapped_column(sa.Numeric(4, 2, asdecimal=False))
     fixed_dose_mg: Mapped[float | None] = mapped_column(Mg)
     max_dose_mg: Mapped[float] = mapped_column(Mg)
+    # An optional second ceiling, per kg of the weight at check-in.
+    max_mg_per_kg: Mapped[float | None] = mapped_column(sa.Numeric(4, 2, asdecimal=False))
     induction_sessions: Mapped[int]
     min_hours_apart: Mapped[int]
     maintenance_interval_days: Mapped[int | None]

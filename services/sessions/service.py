@@ -5,6 +5,7 @@ rules in ``domain`` inside one unit of work, and returns JSON-able dicts."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -128,15 +129,16 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("create a treatment plan")
         rules = self._rules()
         route = domain.route(given.route)
-        max_dose = given.max_dose_mg or route.default_max_dose_mg
+        # Kept to 0.1 mg like the charted dose, and rounded the same way: down.
+        max_dose = domain.round_dose(given.max_dose_mg or route.default_max_dose_mg)
         mg_per_kg = given.mg_per_kg if given.mg_per_kg is not None or route.fixed_doses_mg else route.default_mg_per_kg
-        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose)
+        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose, given.max_mg_per_kg)
         with self.db.unit_of_work() as uow:
             eligibility = self._check_eligible(uow.session, given.patient_id, given.route)
             record = TreatmentPlan(
                 patient_id=given.patient_id, route=given.route, drug=route.drug, indication=given.indication,
                 mg_per_kg=mg_per_kg, fixed_dose_mg=given.fixed_dose_mg, max_dose_mg=max_dose,
-                induction_sessions=given.induction_sessions or rules.course.induction_sessions,
+                max_mg_per_kg=given.max_mg_per_kg, induction_sessions=given.induction_sessions or rules.course.induction_sessions,
                 min_hours_apart=given.min_hours_apart if given.min_hours_apart is not None
                 else rules.course.min_hours_apart,
                 maintenance_interval_days=given.maintenance_interval_days,
@@ -148,7 +150,8 @@ class SessionsService(ClinicService):
             uow.emit("plan.created", {
                 "patient_id": record.patient_id, "plan_id": record.plan_id, "route": record.route,
                 "drug": record.drug, "induction_sessions": record.induction_sessions,
-                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg, "created_by": actor,
+                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg,
+                "max_mg_per_kg": record.max_mg_per_kg, "created_by": actor,
             })
             return plan_view(record)
 
@@ -161,9 +164,12 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("change a treatment plan")
         with self.db.unit_of_work() as uow:
             record = self._plan(uow.session, plan_id, lock=True)
+            if changed.get("max_dose_mg") is not None:
+                changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
             for name, value in changed.items():
                 setattr(record, name, value)
-            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg)
+            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg,
+                                     record.max_mg_per_kg)
             record.updated_by = actor
             self._audit(uow, record.patient_id, "plan_update", record.plan_id)
             return plan_view(record)
@@ -233,9 +239,19 @@ class SessionsService(ClinicService):
                 return replay
             plan = self._plan(uow.session, plan_id, lock=True)
             self._check_bookable(uow.session, plan)
-            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction")
+            course_id = str(uuid.uuid4())
+            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction", course_id)
                       for start in self._course_starts(uow.session, plan, given)]
-            view = {"plan_id": plan.plan_id, "appointments": [appointment_view(a) for a in booked]}
+            # One fact for the whole course, so the patient is told once,
+            # with every date, rather than once per appointment.
+            uow.emit("course.booked", {
+                "patient_id": plan.patient_id, "plan_id": plan.plan_id, "course_id": course_id,
+                "route": plan.route, "chair_id": given.chair_id, "clinician_id": given.clinician_id,
+                "appointments": [{"appointment_id": a.appointment_id, "sequence": a.sequence,
+                                  "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at)} for a in booked],
+            })
+            view = {"plan_id": plan.plan_id, "course_id": course_id,
+                    "appointments": [appointment_view(a) for a in booked]}
             self._remember(uow.session, idempotency_key, view)
             return view
 
@@ -383,6 +399,9 @@ class SessionsService(ClinicService):
         with self.db.unit_of_work() as uow:
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
+            rules = self._rules()
+            domain.check_check_in_time(checked_in_at, as_utc(appointment.starts_at), as_utc(appointment.created_at),
+                                       rules.hours, rules.check_in_early)
             self._check_eligible(uow.session, appointment.patient_id, appointment.route)
             plan = self._plan(uow.session, appointment.plan_id)
             appointment.status = AppointmentStatus.CHECKED_IN.value
@@ -427,7 +446,7 @@ class SessionsService(ClinicService):
             record.dose_mg = domain.compute_dose_mg(
                 weight_kg=record.weight_kg, mg_per_kg=plan.mg_per_kg, fixed_dose_mg=plan.fixed_dose_mg,
                 max_dose_mg=plan.max_dose_mg, requested_mg=given.dose_mg,
-                device_doses_mg=domain.route(plan.route).fixed_doses_mg)
+                device_doses_mg=domain.route(plan.route).fixed_doses_mg, max_mg_per_kg=plan.max_mg_per_kg)
             record.lot_number = given.lot_number
             record.started_at = started_at
             record.status = SessionStatus.IN_PROGRESS.value
@@ -810,7 +829,8 @@ class SessionsService(ClinicService):
                 ResourceBooking.slot_start.in_(slots)).distinct()).all()
         return [{"resource_kind": kind, "appointment_id": appointment_id} for kind, appointment_id in rows]
 
-    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind) -> Appointment:
+    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind,
+              course_id: str | None = None) -> Appointment:
         starts, ends = self._check_slot(uow.session, plan, starts_at, chair_id, clinician_id)
         holding = [s.value for s in domain.HOLDING]
         # Numbered in booking order and never reused by a live appointment;
@@ -830,6 +850,8 @@ class SessionsService(ClinicService):
             "patient_id": record.patient_id, "appointment_id": record.appointment_id, "plan_id": plan.plan_id,
             "kind": record.kind, "sequence": record.sequence, "starts_at": iso(starts), "ends_at": iso(ends),
             "route": record.route, "chair_id": chair_id, "clinician_id": clinician_id,
+            # Set when booked as part of a course: the course.booked event then speaks for it.
+            "course_id": course_id,
         })
         return record
 

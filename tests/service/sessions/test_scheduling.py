@@ -28,8 +28,8 @@ def test_front_desk_books_and_the_event_carries_the_contract(call, plan, chairs,
     assert booked["ends_at"] == iso(clinic_time(MONDAY, 10))  # IV: one hour
     data = events.wait_for("appointment.scheduled")["data"]
     assert set(data) == {"patient_id", "appointment_id", "plan_id", "kind", "sequence", "starts_at", "ends_at",
-                         "route", "chair_id", "clinician_id"}
-    assert (data["starts_at"], data["route"]) == (booked["starts_at"], "iv_infusion")
+                         "route", "chair_id", "clinician_id", "course_id"}
+    assert (data["starts_at"], data["route"], data["course_id"]) == (booked["starts_at"], "iv_infusion", None)
 
 
 @pytest.mark.parametrize("overlap, who", [
@@ -104,6 +104,26 @@ def test_the_whole_induction_course_is_proposed_then_booked_at_once(call, plan, 
         call("book_course", plan["plan_id"], course)
 
 
+def test_a_booked_course_is_one_course_booked_event_listing_its_appointments(call, plan, chairs, clinicians,
+                                                                             events, count):
+    events.listen("sessions")
+    course = {"first_starts_at": iso(clinic_time(MONDAY, 9)), "chair_id": chairs[0], "clinician_id": clinicians[0]}
+    booked = call("book_course", plan["plan_id"], course, "course-2")
+    announced = events.wait_for("course.booked")["data"]
+    assert set(announced) == {"patient_id", "plan_id", "course_id", "route", "chair_id", "clinician_id",
+                              "appointments"}
+    assert announced["course_id"] == booked["course_id"]
+    assert announced["appointments"] == [
+        {"appointment_id": a["appointment_id"], "sequence": a["sequence"], "starts_at": a["starts_at"],
+         "ends_at": a["ends_at"]} for a in booked["appointments"]]
+    # Each appointment is still announced (reminders follow each one), marked as part of the course.
+    scheduled = [events.wait_for("appointment.scheduled", count=n)["data"] for n in range(1, 7)]
+    assert {s["course_id"] for s in scheduled} == {booked["course_id"]}
+    # A retry with the same key announces nothing again.
+    call("book_course", plan["plan_id"], course, "course-2")
+    assert count("outbox", "event_type = 'course.booked'") == 1
+
+
 def test_a_course_that_collides_books_nothing(call, plan, chairs, clinicians, deliver, count):
     from tests.support.sessions import approval_data
 
@@ -118,6 +138,7 @@ def test_a_course_that_collides_books_nothing(call, plan, chairs, clinicians, de
     with pytest.raises(Conflict):
         call("book_course", plan["plan_id"], course)
     assert count("appointments", f"plan_id = '{plan['plan_id']}'") == 0
+    assert count("outbox", "event_type = 'course.booked'") == 0
 
 
 def test_a_proposal_flags_spacing_and_refuses_unknown_resources_or_the_past(call, plan, chairs, clinicians):
