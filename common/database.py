@@ -267,6 +267,10 @@ class ServiceDatabase:
             with _deadline(self._deadline_at):
                 yield uow
                 session.flush()
+                if self._deadline_at is not None and time.monotonic() >= self._deadline_at:
+                    # The caller is being told it failed: a COMMIT sent now
+                    # could still land.
+                    raise DatabaseTimeout("the database work took longer than the caller waits")
                 committing = True
                 session.commit()
         except IntegrityError as exc:

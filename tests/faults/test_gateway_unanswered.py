@@ -79,3 +79,11 @@ def test_a_request_no_replica_took_in_time_is_never_carried_out_later(start_serv
     with databases.engine("intake").connect() as connection:
         queued = connection.execute(sa.text("SELECT count(*) FROM patients WHERE family_name = 'Queued'"))
         assert queued.scalar_one() == 0
+
+
+def test_the_api_document_tells_clients_when_to_try_again_after_a_503():
+    from gateway.openapi import document
+
+    for path in document()["paths"].values():
+        for operation in path.values():
+            assert "Retry-After" in operation["responses"]["503"]["headers"]

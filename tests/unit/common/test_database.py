@@ -1,5 +1,6 @@
 import json
 import sqlite3
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -86,3 +87,17 @@ def test_the_timeouts_come_from_configuration_with_defaults():
     configured = Timeouts.from_config({"DATABASE_CONNECT_TIMEOUT": "2", "DATABASE_STATEMENT_TIMEOUT": 7})
     assert configured == Timeouts(connect=2, statement=7)
     assert configured.budget == 9  # below the gateway's 30 s by default
+
+
+def test_work_that_outlasted_the_callers_wait_is_not_committed(tmp_path):
+    provider = Provider(f"sqlite:///{tmp_path / 'clinic.sqlite3'}", Timeouts(connect=0.05, statement=0.05))
+    with provider.engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE people (name TEXT)"))
+    db = ServiceDatabase(provider, {}, caller_waiting=True)
+    with pytest.raises(ServiceUnavailable) as caught:
+        with db.unit_of_work() as uow:
+            uow.session.execute(sa.text("INSERT INTO people VALUES ('someone')"))
+            time.sleep(provider.timeouts.budget * 3)  # e.g. waiting on another service
+    assert "nothing was saved" in caught.value.message
+    with provider.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM people")).scalar_one() == 0
