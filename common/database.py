@@ -52,17 +52,13 @@ class Timeouts:
         )
 
     @property
-    def reply(self) -> float:
-        # A server that is alive cancels a statement at ``statement``; one
-        # that is silent for longer (hung, or a network swallowing packets)
-        # is given up on. The margin lets the cancellation travel back.
-        return self.statement + self.connect
-
-    @property
     def budget(self) -> float:
-        """All the database waiting one RPC call may do. Callers (the
-        gateway) must wait longer than this, so that a worker has always
-        given up, and rolled back, before its caller is told it failed."""
+        """All the database waiting one RPC call may do, and the longest a
+        connection may stay silent: a server that is alive cancels a
+        statement at ``statement``, the margin lets the cancellation travel
+        back. Callers (the gateway) must wait longer than this, so that a
+        worker has always given up, and rolled back, before its caller is
+        told it failed."""
         return self.connect + self.statement
 
 
@@ -73,13 +69,13 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
     if url.startswith("postgresql"):
         _make_psycopg2_cooperative()
         connect_args = {
-            # Honoured by libpq when it blocks (the CLI, migrations); under
+            # Honoured by libpq when it blocks (outside eventlet); under
             # eventlet the wait callback below bounds the connect instead.
             "connect_timeout": max(2, math.ceil(timeouts.connect)),
             "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
             # A peer that stops acknowledging (a cut cable) drops the
             # connection instead of leaving the worker waiting for hours.
-            "tcp_user_timeout": int(timeouts.reply * 1000),
+            "tcp_user_timeout": int(timeouts.budget * 1000),
             "connection_factory": _timed_connection_class(timeouts),
         }
         return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
@@ -134,7 +130,7 @@ def _wait_cooperatively(conn) -> None:
     elif conn.status == extensions.STATUS_SETUP:
         bound = timeouts.connect
     else:
-        bound = timeouts.reply
+        bound = timeouts.budget
     while True:
         state = conn.poll()
         if state == extensions.POLL_OK:
