@@ -3,11 +3,10 @@ packages, balances and superbills. Payment and refund POSTs honour an
 ``Idempotency-Key`` header: a retried request is answered as the first was."""
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed
-from gateway.http import api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
 from services.billing import schemas
 
 BILLING = ("billing",)
@@ -16,7 +15,7 @@ BILLING_AND_FRONT_DESK = ("billing", "front_desk")
 
 
 class BillingRoutes:
-    billing = RpcProxy("billing")
+    billing = ServiceRpc("billing")
 
     @api("GET", "/api/v1/fee-schedule", roles=BILLING_AND_FRONT_DESK, summary="Read the fee schedule in force",
          tag="billing", query=(("on_date", "string", "YYYY-MM-DD; today when omitted"),))

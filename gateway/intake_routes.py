@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import eventlet
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
 
-from gateway.http import api, fhir_json, page_args, signed_by
+from common.errors import ServiceUnavailable
+from gateway.http import ServiceRpc, api, fhir_json, page_args, signed_by
 from services.intake import schemas
 
 FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
@@ -17,7 +17,7 @@ ANY_STAFF = ("front_desk", "clinician", "billing")
 
 
 class IntakeRoutes:
-    intake = RpcProxy("intake")
+    intake = ServiceRpc("intake")
 
     @api("POST", "/api/v1/patients", roles=FRONT_DESK_AND_CLINICIANS, summary="Register a patient",
          tag="patients", body=schemas.PatientFields, status=201)
@@ -55,7 +55,7 @@ class IntakeRoutes:
             try:
                 with eventlet.Timeout(TRAIL_TIMEOUT_SECONDS):
                     trails[name] = getattr(self, name).list_record_access(patient_id, wanted, 0)
-            except (eventlet.Timeout, UnknownService):
+            except (eventlet.Timeout, UnknownService, ServiceUnavailable):
                 unavailable.append(name)
         merged = sorted(({**entry, "service": name} for name, entries in trails.items() for entry in entries),
                         key=lambda entry: entry["at"], reverse=True)

@@ -1,10 +1,8 @@
 """Sessions routes: plans, scheduling, the day view, session records, REMS forms."""
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy
-
 from common.errors import ValidationFailed
-from gateway.http import api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
 from services.sessions import schemas
 
 FRONT_DESK = ("front_desk",)
@@ -23,7 +21,7 @@ def required_arg(request, name: str) -> str:
 
 
 class SessionsRoutes:
-    sessions = RpcProxy("sessions")
+    sessions = ServiceRpc("sessions")
 
     # ------------------------------------------------------------ resources
 
