@@ -164,9 +164,9 @@ IDEMPOTENCY_KEY_MAX = 200
 
 
 def idempotency_key(request) -> str | None:
-    """The client's key on a POST that creates money or appointments: a
-    retried request with the same key gets the first answer back instead of
-    a second payment or booking. The owning service stores it."""
+    """The client's key on a create: a retried request with the same key
+    gets the first answer back instead of a second patient, booking or
+    payment. The owning service stores it (``common.idempotency``)."""
     key = (request.headers.get("Idempotency-Key") or "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",

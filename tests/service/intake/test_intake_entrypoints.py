@@ -73,6 +73,19 @@ def test_invalid_patient_fields_are_named_and_nothing_is_written(call, databases
     assert count(databases, "outbox") == 0
 
 
+def test_a_registration_retried_with_its_idempotency_key_makes_one_patient(intake, call, databases, events):
+    events.listen("intake")
+    first = call("register_patient", PATIENT, "reg-1")
+    assert call("register_patient", {**PATIENT, "given_name": " Ana "}, "reg-1") == first
+    assert count(databases, "patients") == 1 and count(databases, "outbox") == 1
+    with pytest.raises(ValidationFailed, match="reg-1"):
+        call("register_patient", {**PATIENT, "given_name": "Bea"}, "reg-1")
+    # Another member of staff's key of the same spelling is theirs alone.
+    other = as_staff(intake, "frontdesk (front_desk)")("register_patient", PATIENT, "reg-1")
+    assert other["patient_id"] != first["patient_id"]
+    assert count(databases, "patients") == 2
+
+
 def test_missing_fields_are_named(call):
     with pytest.raises(ValidationFailed) as caught:
         call("register_patient", {"given_name": "Ana"})
