@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ValidationFailed
+from common.validation import control_character_errors
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,27 @@ def idempotency_key(request) -> str | None:
     return key or None
 
 
+def correlation_id(request) -> str:
+    """The caller's ``X-Correlation-ID`` if it is a plain token (it is
+    stored with every event and audit row), else a new one."""
+    given = (request.headers.get("X-Correlation-ID") or "").strip()[:64]
+    return given if CORRELATION_ID.match(given) else str(uuid.uuid4())
+
+
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+
+def refuse_control_characters_in_url(request, path_params: dict) -> None:
+    """Path segments and query values are text fields too (ids, a search
+    name): a control character in one is a 422 naming it, not a database
+    error."""
+    errors = control_character_errors(path_params)
+    for name, value in request.args.items(multi=True):
+        errors += control_character_errors({name: value})
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
 def signed_by(payload, user: StaffUser, field: str = "clinician"):
     """The decision is the authenticated user's, whatever the body says."""
     return {**payload, field: user.user} if isinstance(payload, dict) else payload
@@ -206,8 +229,8 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
-                self.context["correlation_id"] = (
-                    request.headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+                self.context["correlation_id"] = correlation_id(request)
+                refuse_control_characters_in_url(request, path_params)
                 payload = read_json(request) if body is not None else None
                 with eventlet.Timeout(RPC_TIMEOUT_SECONDS, ServiceUnavailable("timed out waiting for the service")):
                     result = fn(self, request, user, payload, **path_params)

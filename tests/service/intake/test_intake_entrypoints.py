@@ -64,6 +64,8 @@ def test_every_access_to_a_record_is_audited(call):
     ({"weight_kg": -3}, "weight_kg"),
     ({"diagnosis_codes": ["depression"]}, "diagnosis_codes"),
     ({"favourite_colour": "blue"}, "favourite_colour"),
+    ({"family_name": "A\u0000"}, "family_name"),
+    ({"given_name": "An\u0007a"}, "given_name"),
 ])
 def test_invalid_patient_fields_are_named_and_nothing_is_written(call, databases, change, field):
     with pytest.raises(ValidationFailed) as caught:
@@ -84,6 +86,21 @@ def test_a_registration_retried_with_its_idempotency_key_makes_one_patient(intak
     other = as_staff(intake, "frontdesk (front_desk)")("register_patient", PATIENT, "reg-1")
     assert other["patient_id"] != first["patient_id"]
     assert count(databases, "patients") == 2
+
+
+@pytest.mark.parametrize("field", ["given_name", "family_name", "date_of_birth", "sex", "time_zone",
+                                   "primary_condition", "diagnosis_codes"])
+def test_a_change_cannot_empty_a_field_every_patient_has(call, field):
+    patient = call("register_patient", PATIENT)
+    with pytest.raises(ValidationFailed) as caught:
+        call("update_patient", patient["patient_id"], {field: None})
+    assert [e["field"] for e in caught.value.details] == [field]
+    assert call("get_patient", patient["patient_id"])[field] == patient[field]
+
+
+def test_a_change_may_clear_contact_details(call):
+    patient = call("register_patient", {**PATIENT, "email": "ana@example.org"})
+    assert call("update_patient", patient["patient_id"], {"email": None, "phone": None})["email"] is None
 
 
 def test_missing_fields_are_named(call):
