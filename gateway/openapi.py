@@ -45,7 +45,8 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         ]
     if spec.idempotent:
         parameters.append({
-            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
             "description": "Send a unique key (visible ASCII); a retry with the same key and the same body returns "
                            "the first answer and changes nothing; the same key with a different body is refused "
                            "with 422."})
