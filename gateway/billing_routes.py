@@ -32,9 +32,9 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/patients/{patient_id}/charges", roles=BILLING,
          summary="Add a charge from the fee schedule (e.g. a 99214 visit)", tag="billing",
-         body=schemas.ChargeInput, status=201)
+         body=schemas.ChargeInput, status=201, idempotent=True)
     def add_charge(self, request, user, payload, patient_id):
-        return self.billing.add_charge(patient_id, payload)
+        return self.billing.add_charge(patient_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/charges/{charge_id}/void", roles=BILLING, summary="Void an open charge with a reason",
          tag="billing", body=schemas.VoidInput)
@@ -45,9 +45,9 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/patients/{patient_id}/invoices", roles=BILLING,
          summary="Issue an invoice for the patient's open charges", tag="billing",
-         body=schemas.InvoiceInput, status=201)
+         body=schemas.InvoiceInput, status=201, idempotent=True)
     def issue_invoice(self, request, user, payload, patient_id):
-        return self.billing.issue_invoice(patient_id, payload)
+        return self.billing.issue_invoice(patient_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/invoices", roles=BILLING, summary="List invoices", tag="billing", paginated=True,
          query=(("patient_id", "string", "one patient's invoices"),
@@ -99,9 +99,9 @@ class BillingRoutes:
     # --------------------------------------------------------- packages
 
     @api("POST", "/api/v1/patients/{patient_id}/packages", roles=BILLING, summary="Sell a prepaid package",
-         tag="billing", body=schemas.PackageSale, status=201)
+         tag="billing", body=schemas.PackageSale, status=201, idempotent=True)
     def sell_package(self, request, user, payload, patient_id):
-        return self.billing.sell_package(patient_id, payload)
+        return self.billing.sell_package(patient_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/packages", roles=BILLING_AND_FRONT_DESK,
          summary="List a patient's packages with the sessions remaining", tag="billing")

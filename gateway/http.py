@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from common.database import Timeouts
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
+from common.validation import control_character_errors
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +184,35 @@ IDEMPOTENCY_KEY_MAX = 200
 
 
 def idempotency_key(request) -> str | None:
-    """The client's key on a POST that creates money or appointments: a
-    retried request with the same key gets the first answer back instead of
-    a second payment or booking. The owning service stores it."""
+    """The client's key on a create: a retried request with the same key
+    gets the first answer back instead of a second patient, booking or
+    payment. The owning service stores it (``common.idempotency``)."""
     key = (request.headers.get("Idempotency-Key") or "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",
                                [{"field": "Idempotency-Key", "message": "too long"}])
     return key or None
+
+
+def correlation_id(request) -> str:
+    """The caller's ``X-Correlation-ID`` if it is a plain token (it is
+    stored with every event and audit row), else a new one."""
+    given = (request.headers.get("X-Correlation-ID") or "").strip()[:64]
+    return given if CORRELATION_ID.match(given) else str(uuid.uuid4())
+
+
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+
+def refuse_control_characters_in_url(request, path_params: dict) -> None:
+    """Path segments and query values are text fields too (ids, a search
+    name): a control character in one is a 422 naming it, not a database
+    error."""
+    errors = control_character_errors(path_params)
+    for name, value in request.args.items(multi=True):
+        errors += control_character_errors({name: value})
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
 
 
 def signed_by(payload, user: StaffUser, field: str = "clinician"):
@@ -246,8 +269,8 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
-                self.context["correlation_id"] = (
-                    request.headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+                self.context["correlation_id"] = correlation_id(request)
+                refuse_control_characters_in_url(request, path_params)
                 payload = read_json(request) if body is not None else None
                 with eventlet.Timeout(rpc_timeout(self.config), ServiceUnavailable("the service did not answer in time; "
                                                                   "try again shortly")):

@@ -47,8 +47,11 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         ]
     if spec.idempotent:
         parameters.append({
-            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
-            "description": "Send a unique key; a retry with the same key returns the first answer and changes nothing."})
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+            "description": "Send a unique key (visible ASCII); a retry with the same key and the same body returns "
+                           "the first answer and changes nothing; the same key with a different body is refused "
+                           "with 422."})
     for name, kind, description in spec.query:
         parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
     if parameters:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.audit import RecordAccessMixin
+from common.idempotency import idempotency_keys
 from common.events import utcnow
 
 
@@ -122,17 +123,6 @@ class ResourceBooking(Base):
         sa.ForeignKey("appointments.appointment_id", ondelete="CASCADE"), index=True)
 
 
-class IdempotentRequest(Base):
-    """The first answer to a request sent with an ``Idempotency-Key``: a
-    retry gets it back instead of booking twice."""
-
-    __tablename__ = "idempotent_requests"
-
-    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    operation: Mapped[str] = mapped_column(sa.String(60))
-    result: Mapped[dict]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
 
 class SessionRecord(Base):
     """The monitored treatment session of one appointment."""
@@ -244,3 +234,8 @@ class RecordAccess(RecordAccessMixin, Base):
 
     def view(self) -> dict:
         return {**super().view(), "subject_id": self.subject_id}
+
+
+# The shared Idempotency-Key store (common.idempotency), listed with this
+# service's tables so its migrations are held to it like the rest.
+idempotency_keys.to_metadata(Base.metadata)

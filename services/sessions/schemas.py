@@ -56,17 +56,20 @@ class PlanInput(Schema):
 
 
 class PlanChanges(Schema):
-    """Only the fields given are changed."""
+    """Only the fields given are changed. What every plan has (indication,
+    maximum dose, course length and spacing, status) admits no ``null``: a
+    422 naming the field; a per-kg or fixed dose and the maintenance
+    interval may be cleared."""
 
-    indication: Indication | None = None
+    indication: Indication = None
     mg_per_kg: float | None = Field(default=None, gt=0, le=5)
     fixed_dose_mg: float | None = Field(default=None, gt=0)
-    max_dose_mg: float | None = Field(default=None, gt=0, le=1000)
+    max_dose_mg: float = Field(default=None, gt=0, le=1000)
     max_mg_per_kg: float | None = Field(default=None, gt=0, le=5)
-    induction_sessions: int | None = Field(default=None, ge=1, le=12)
-    min_hours_apart: int | None = Field(default=None, ge=0, le=24 * 14)
+    induction_sessions: int = Field(default=None, ge=1, le=12)
+    min_hours_apart: int = Field(default=None, ge=0, le=24 * 14)
     maintenance_interval_days: int | None = Field(default=None, ge=1, le=180)
-    status: Literal["active", "closed"] | None = None
+    status: Literal["active", "closed"] = None
 
     _rates = field_validator("mg_per_kg", "max_mg_per_kg")(at_most_two_decimals)
 

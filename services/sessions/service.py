@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from common import idempotency
 from common.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
@@ -19,7 +20,7 @@ from common.validation import parse
 from services.sessions import domain, fhir, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
-    Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
+    Addendum, Appointment, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
     ResourceBooking, SessionRecord, SideEffect, TreatmentPlan, VitalsReading,
 )
 from services.sessions.schemas import (
@@ -43,13 +44,16 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------------- resources
 
     @rpc
-    def add_resource(self, resource):
+    def add_resource(self, resource, idempotency_key=None):
         given = parse(schemas.ResourceInput, resource)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_resource", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             record = Resource(kind=given.kind, name=given.name)
             uow.session.add(record)
             flush_or_conflict(uow.session, f"a {given.kind} named {given.name!r} already exists")
-            return resource_view(record)
+            return claim.remember(resource_view(record))
 
     @rpc
     def list_resources(self, kind=None):
@@ -124,7 +128,7 @@ class SessionsService(ClinicService):
     # ------------------------------------------------------------------ plans
 
     @rpc
-    def create_plan(self, plan):
+    def create_plan(self, plan, idempotency_key=None):
         given = parse(schemas.PlanInput, plan)
         actor = self._require_clinician("create a treatment plan")
         rules = self._rules()
@@ -134,6 +138,9 @@ class SessionsService(ClinicService):
         mg_per_kg = given.mg_per_kg if given.mg_per_kg is not None or route.fixed_doses_mg else route.default_mg_per_kg
         domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose, given.max_mg_per_kg)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "create_plan", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             eligibility = self._check_eligible(uow.session, given.patient_id, given.route)
             record = TreatmentPlan(
                 patient_id=given.patient_id, route=given.route, drug=route.drug, indication=given.indication,
@@ -153,7 +160,7 @@ class SessionsService(ClinicService):
                 "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg,
                 "max_mg_per_kg": record.max_mg_per_kg, "created_by": actor,
             })
-            return plan_view(record)
+            return claim.remember(plan_view(record))
 
     @rpc
     def update_plan(self, plan_id, changes):
@@ -196,15 +203,13 @@ class SessionsService(ClinicService):
     def book_appointment(self, booking, idempotency_key=None):
         given = parse(schemas.BookingInput, booking)
         with self.db.unit_of_work() as uow:
-            replay = self._claim_idempotency_key(uow.session, idempotency_key, "book_appointment")
-            if replay is not None:
-                return replay
+            claim = idempotency.claim(uow, "book_appointment", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, given.plan_id, lock=True)
             self._check_bookable(uow.session, plan)
             record = self._book(uow, plan, given.starts_at, given.chair_id, given.clinician_id, given.kind)
-            view = appointment_view(record)
-            self._remember(uow.session, idempotency_key, view)
-            return view
+            return claim.remember(appointment_view(record))
 
     @rpc
     def propose_course(self, plan_id, course):
@@ -234,9 +239,9 @@ class SessionsService(ClinicService):
         """Book the whole proposed induction course at once, or nothing."""
         given = parse(schemas.CourseInput, course)
         with self.db.unit_of_work() as uow:
-            replay = self._claim_idempotency_key(uow.session, idempotency_key, "book_course")
-            if replay is not None:
-                return replay
+            claim = idempotency.claim(uow, "book_course", idempotency_key, plan_id, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             self._check_bookable(uow.session, plan)
             course_id = str(uuid.uuid4())
@@ -252,8 +257,7 @@ class SessionsService(ClinicService):
             })
             view = {"plan_id": plan.plan_id, "course_id": course_id,
                     "appointments": [appointment_view(a) for a in booked]}
-            self._remember(uow.session, idempotency_key, view)
-            return view
+            return claim.remember(view)
 
     @rpc
     def reschedule_appointment(self, appointment_id, change):
@@ -391,12 +395,15 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------- session records
 
     @rpc
-    def check_in(self, appointment_id, checklist):
+    def check_in(self, appointment_id, checklist, idempotency_key=None):
         given = parse(schemas.CheckInInput, checklist)
         checked_in_at = not_future(given.checked_in_at, "checked_in_at")
         if utcnow() - checked_in_at > CHARTING_WINDOW:
             raise field_error("checked_in_at", f"must be within the last {CHARTING_WINDOW.seconds // 3600} hours")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "check_in", idempotency_key, appointment_id, given)
+            if claim.replayed:
+                return claim.answer
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
             rules = self._rules()
@@ -416,7 +423,7 @@ class SessionsService(ClinicService):
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": appointment.appointment_id, "checked_in_at": iso(record.checked_in_at),
             })
-            return self._session_view(uow.session, record)
+            return claim.remember(self._session_view(uow.session, record))
 
     @rpc
     def update_checklist(self, session_id, checklist):
@@ -460,17 +467,20 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def record_vitals(self, session_id, vitals):
+    def record_vitals(self, session_id, vitals, idempotency_key=None):
         given = parse(schemas.VitalsInput, vitals)
         recorded_at = not_future(given.recorded_at, "recorded_at")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_vitals", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "record", signed=bool(record.signed_at))
             appointment = self._appointment(uow.session, record.appointment_id)
             reading = self._add_reading(uow, record, appointment, given.model_dump(exclude={"recorded_at"}),
                                         recorded_at)
             self._audit(uow, record.patient_id, "vitals", record.session_id)
-            return reading_view(reading)
+            return claim.remember(reading_view(reading))
 
     @rpc
     def record_observation(self, session_id, observation):
@@ -487,10 +497,13 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def record_side_effect(self, session_id, side_effect):
+    def record_side_effect(self, session_id, side_effect, idempotency_key=None):
         given = parse(schemas.SideEffectInput, side_effect)
         recorded_at = not_future(given.recorded_at, "recorded_at")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_side_effect", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "record", signed=bool(record.signed_at))
             entry = SideEffect(session_id=record.session_id, effect=given.effect, severity=given.severity,
@@ -499,7 +512,7 @@ class SessionsService(ClinicService):
             uow.session.add(entry)
             uow.session.flush()
             self._audit(uow, record.patient_id, "side_effect", record.session_id)
-            return side_effect_view(entry)
+            return claim.remember(side_effect_view(entry))
 
     @rpc
     def complete_session(self, session_id, completion):
@@ -601,10 +614,13 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def add_addendum(self, session_id, addendum):
+    def add_addendum(self, session_id, addendum, idempotency_key=None):
         given = parse(schemas.AddendumInput, addendum)
         actor = self._require_clinician("amend a session record")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_addendum", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             if not record.signed_at:
                 raise Conflict("the record is not signed yet: change it directly instead of adding an addendum")
@@ -612,7 +628,7 @@ class SessionsService(ClinicService):
             uow.session.add(entry)
             uow.session.flush()
             self._audit(uow, record.patient_id, "addendum", record.session_id)
-            return addendum_view(entry)
+            return claim.remember(addendum_view(entry))
 
     @rpc
     def get_session(self, session_id):
@@ -666,15 +682,18 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------------- outcomes
 
     @rpc
-    def record_phq9(self, plan_id, score):
+    def record_phq9(self, plan_id, score, idempotency_key=None):
         """A PHQ-9 total outside check-in, e.g. the end-of-course score."""
         given = parse(schemas.PHQ9Input, score)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_phq9", idempotency_key, plan_id, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             uow.session.add(PHQ9Score(plan_id=plan.plan_id, total=given.total, recorded_at=utcnow()))
             uow.session.flush()
             self._audit(uow, plan.patient_id, "phq9", plan.plan_id)
-            return self._course_summary(uow.session, plan)
+            return claim.remember(self._course_summary(uow.session, plan))
 
     @rpc
     def get_course_summary(self, plan_id):
@@ -771,26 +790,6 @@ class SessionsService(ClinicService):
     def _length(self, route_code: str) -> timedelta:
         rules = self._rules()
         return domain.appointment_length(route_code, rules.hours, rules.slot_minutes_by_route)
-
-    def _claim_idempotency_key(self, session, key, operation: str):
-        """The stored answer when this key was seen before; otherwise the
-        key is claimed in this transaction (a racing twin fails on it)."""
-        if key is None:
-            return None
-        if not isinstance(key, str) or not 1 <= len(key) <= 200:
-            raise field_error("idempotency_key", "must be a string of 1 to 200 characters")
-        seen = session.get(IdempotentRequest, key)
-        if seen is not None:
-            if seen.operation != operation:
-                raise Conflict(f"this Idempotency-Key was already used for {seen.operation}")
-            return seen.result
-        session.add(IdempotentRequest(key=key, operation=operation, result={}))
-        flush_or_conflict(session, "a request with this Idempotency-Key is in progress; retry shortly")
-        return None
-
-    def _remember(self, session, key, view: dict) -> None:
-        if key is not None:
-            session.get(IdempotentRequest, key).result = view
 
     def _check_slot(self, session, plan: TreatmentPlan, starts_at: datetime, chair_id: str, clinician_id: str,
                     moving: str | None = None) -> tuple[datetime, datetime]:

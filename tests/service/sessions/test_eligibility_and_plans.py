@@ -73,6 +73,15 @@ def test_a_clinician_creates_the_plan_with_route_defaults(call, patient_id, even
     assert (changed["mg_per_kg"], changed["maintenance_interval_days"]) == (0.75, 28)
 
 
+@pytest.mark.parametrize("field", ["indication", "max_dose_mg", "induction_sessions", "min_hours_apart", "status"])
+def test_a_plan_change_cannot_null_what_every_plan_has(call, patient_id, field):
+    plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id})
+    with pytest.raises(ValidationFailed) as caught:
+        call("update_plan", plan["plan_id"], {field: None})
+    assert [e["field"] for e in caught.value.details] == [field]
+    assert call("get_plan", plan["plan_id"])[field] == plan[field]
+
+
 @pytest.mark.parametrize("actor", [FRONT_DESK, None, "someone"])
 def test_only_a_clinician_creates_or_changes_a_plan(call, patient_id, actor, count):
     with pytest.raises(Forbidden):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from common.errors import Conflict, NotFound, ValidationFailed
+from tests.support.billing import concurrently
 from tests.support.sessions import FRONT_DESK, IV_PLAN, clinic_monday, clinic_time, iso
 
 MONDAY = clinic_monday()
@@ -85,9 +86,23 @@ def test_a_retry_with_the_same_idempotency_key_books_once(call, plan, chairs, cl
     again = call("book_appointment", booking(plan, chairs[0], clinicians[0]), "key-1")
     assert first == again
     assert count("appointments") == 1 and count("outbox", "event_type = 'appointment.scheduled'") == 1
-    with pytest.raises(Conflict, match="Idempotency-Key"):
-        call("book_course", plan["plan_id"], {"first_starts_at": first["starts_at"], "chair_id": chairs[0],
-                                              "clinician_id": clinicians[0]}, "key-1")
+
+
+def test_the_same_idempotency_key_with_another_booking_is_refused_naming_the_key(call, plan, chairs, clinicians,
+                                                                                 count):
+    call("book_appointment", booking(plan, chairs[0], clinicians[0]), "key-1")
+    with pytest.raises(ValidationFailed, match="key-1") as caught:
+        call("book_appointment", booking(plan, chairs[0], clinicians[0], day=MONDAY + timedelta(days=7)), "key-1")
+    assert caught.value.details[0]["field"] == "idempotency_key"
+    assert count("appointments") == 1
+
+
+def test_racing_duplicates_of_a_booking_all_get_the_first_answer(sessions, plan, chairs, clinicians, count):
+    raced = concurrently(sessions.config, "book_appointment",
+                         [(booking(plan, chairs[0], clinicians[0]), "key-race")] * 4, service="sessions")
+    assert all(isinstance(answer, dict) for answer in raced), raced
+    assert len({answer["appointment_id"] for answer in raced}) == 1
+    assert count("appointments") == 1 and count("outbox", "event_type = 'appointment.scheduled'") == 1
 
 
 def test_the_whole_induction_course_is_proposed_then_booked_at_once(call, plan, chairs, clinicians, count):

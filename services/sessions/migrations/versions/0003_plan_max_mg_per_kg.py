@@ -1,13 +1,13 @@
 """a plan may cap the dose per kg of the weight at check-in
 
-Revision ID: 0003_clinical_fixes_max_per_kg
+Revision ID: 0003
 Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_clinical_fixes_max_per_kg'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
