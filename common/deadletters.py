@@ -18,11 +18,13 @@ from nameko.extensions import DependencyProvider
 
 from common.events import iso, utcnow
 from common.observability import DEAD_LETTERS
+from common.queues import DEAD_LETTER_QUEUE, dead_letter_queue_for
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_QUEUE = "clinic.dead-letters"
-dead_letter_queue = Queue(DEAD_LETTER_QUEUE, exchange=Exchange(""), routing_key=DEAD_LETTER_QUEUE, durable=True)
+# Classic, as declared before QUEUE_TYPE existed; services declare it with
+# their configured type (queues.dead_letter_queue_for).
+dead_letter_queue = dead_letter_queue_for()
 
 
 class DeadLetterSender:
@@ -51,7 +53,8 @@ class DeadLetterSender:
 class DeadLetters(DependencyProvider):
     def setup(self):
         self.sender = DeadLetterSender(
-            Publisher(self.container.config["AMQP_URI"], use_confirms=True, declare=[dead_letter_queue]),
+            Publisher(self.container.config["AMQP_URI"], use_confirms=True,
+                      declare=[dead_letter_queue_for(self.container.config)]),
             self.container.service_name,
         )
 
@@ -99,8 +102,10 @@ def list_dead_letters(amqp_uri: str, limit: int = 100) -> list[dict]:
     """Peek at the dead letters, oldest first, without removing them."""
     letters = []
     with Connection(amqp_uri) as connection:
+        # Not declared here: the services declare it with their QUEUE_TYPE.
+        if not _queue_exists(connection, DEAD_LETTER_QUEUE):
+            return []
         channel = connection.channel()
-        dead_letter_queue(channel).declare()
         fetched = []
         for _ in range(limit):
             message = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)
@@ -130,8 +135,9 @@ def replay_dead_letters(amqp_uri: str, only_handler: str | None = None, limit: i
     not match the filters, or whose queue is gone, stay where they are."""
     result = ReplayResult()
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        if not _queue_exists(connection, DEAD_LETTER_QUEUE):
+            return result
         channel = connection.channel()
-        dead_letter_queue(channel).declare()
         producer = connection.Producer(channel=channel)
         kept = []
         while limit is None or result.replayed < limit:

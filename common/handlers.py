@@ -14,12 +14,12 @@ import functools
 import logging
 
 import eventlet
-from nameko.events import SERVICE_POOL, event_handler
-from nameko.rpc import rpc as nameko_rpc
+from nameko.events import SERVICE_POOL
 
 from common.database import DuplicateEvent
 from common.errors import ClinicError
 from common.events import Event
+from common.queues import ClinicEventHandler, ClinicRpc
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def rpc(fn=None, **options):
     # Not functools.partial: nameko's bare-decorator form (``@rpc`` with no
     # call) drops keyword arguments, so expected_exceptions would be lost.
     options.setdefault("expected_exceptions", (ClinicError,))
-    return nameko_rpc(**options) if fn is None else nameko_rpc(**options)(fn)
+    return ClinicRpc.decorator(**options) if fn is None else ClinicRpc.decorator(**options)(fn)
 
 
 def handler_queue_name(source_service: str, event_type: str, service_name: str, method_name: str) -> str:
@@ -76,7 +76,7 @@ def consumes(source_service: str, event_type: str):
 
         # requeue_on_error: if even dead-lettering fails, the message goes
         # back to the queue instead of being dropped.
-        return event_handler(
+        return ClinicEventHandler.decorator(
             source_service, event_type, handler_type=SERVICE_POOL, requeue_on_error=True
         )(handle)
 
