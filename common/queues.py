@@ -72,7 +72,9 @@ def dead_letter_queue_for(config=None) -> Queue:
 
 class ClinicQueueConsumer(QueueConsumer):
     """nameko's queue consumer, shared by the clinic's event handlers and
-    RPC entrypoints of one service."""
+    RPC entrypoints of one service. A message it cannot decode goes to the
+    dead-letter queue (``on_decode_error``) instead of being acked away with
+    its body quoted in a log line."""
 
     def setup(self):
         super().setup()
@@ -84,6 +86,20 @@ class ClinicQueueConsumer(QueueConsumer):
             with get_connection(self.amqp_uri) as connection:
                 dead_letter_queue_for(self.container.config)(connection.channel()).declare()
 
+
+
+    def queue_name_of(self, message) -> str | None:
+        tag = message.delivery_info.get("consumer_tag")
+        for consumer in self._consumers.values():
+            for name, active in getattr(consumer, "_active_tags", {}).items():
+                if active == tag:
+                    return name
+        return None
+
+    def on_decode_error(self, message, exc):
+        from common.deadletters import dead_letter_undecodable
+
+        dead_letter_undecodable(self, message, exc, queue=self.queue_name_of(message))
 
 
 class ClinicEventHandler(EventHandler):
