@@ -284,3 +284,29 @@ def test_a_letter_whose_handler_queue_is_gone_is_kept_and_old_letters_are_unders
     assert cli.main(["dead-letters", "replay", "--all"]) == cli.EXIT_ATTENTION
     assert "evt-intake-x--retired.on_x" in capsys.readouterr().err
     assert [kept["handler"] for kept in dead_letters(amqp_uri)] == ["retired.on_x"]
+
+
+def test_billing_counts_a_session_without_a_dose_as_rejected_in_its_metrics(start_service, rabbit_config):
+    """The reported case: the documented alert on outcome="error" must not
+    be silenced by counting a dead-lettered event as ok, nor fire for a
+    bad event, which is "rejected"."""
+    from services.billing.service import BillingService
+    from tests.support.billing import completed_session, new_id
+    from tests.support.ops import sample, scrape
+
+    billing = start_service(BillingService, BILLING={"OVERDUE_SCAN_SECONDS": 3600})
+    url = f"http://{billing.config['WEB_SERVER_ADDRESS']}"
+    labels = {"service": "billing", "entrypoint": "on_session_completed", "kind": "event"}
+
+    def count(outcome):
+        return sample(scrape(url), "clinic_entrypoint_calls", "clinic_entrypoint_calls_total",
+                      outcome=outcome, **labels) or 0
+
+    before = {outcome: count(outcome) for outcome in ("ok", "rejected", "error")}
+    data = completed_session(new_id())
+    del data["dose_mg"]
+    body = publish_event(rabbit_config["AMQP_URI"], "sessions", "session.completed", data)
+    [letter] = wait_until(lambda: dead_letters(rabbit_config["AMQP_URI"]), message="dead-lettered")
+    assert letter["event_id"] == body["event_id"] and letter["reason"] == "rejected"
+    wait_until(lambda: count("rejected") == before["rejected"] + 1, message="counted rejected")
+    assert count("ok") == before["ok"] and count("error") == before["error"]
