@@ -83,10 +83,13 @@ def probe_database(tmp_path):
     return {"outage_probe": url}
 
 
-def test_retries_hold_no_worker_and_a_spent_window_dead_letters(start_service, probe_database, rabbit_config):
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_retries_hold_no_worker_and_a_spent_window_dead_letters(start_service, probe_database, rabbit_config,
+                                                                queue_type):
     Unreachable.calls = 0
     probe = start_service(OutageProbe, DATABASE_URLS=probe_database, max_workers=2, EVENT_MAX_ATTEMPTS=2,
-                          EVENT_OUTAGE_WINDOW=2, EVENT_RETRY_BASE_SECONDS=0.2, EVENT_RETRY_MAX_DELAY=0.5)
+                          EVENT_OUTAGE_WINDOW=2, EVENT_RETRY_BASE_SECONDS=0.2, EVENT_RETRY_MAX_DELAY=0.5,
+                          QUEUE_TYPE=queue_type)
     published = [publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered", {"patient_id": str(n)})
                  for n in range(12)]
     # Six times as many failing events as workers, all retrying: RPC still answers.
