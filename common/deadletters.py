@@ -73,7 +73,7 @@ H_DISCARDED_AT = "x-clinic-discarded-at"
 H_DISCARD_REASON = "x-clinic-discard-reason"
 
 # Headers the broker adds when it dead-letters or redelivers a message.
-_BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                    "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
 # Message properties carried over from the original, besides its headers.
 _KEPT_PROPERTIES = ("content_type", "content_encoding", "correlation_id", "reply_to", "message_id",
@@ -118,7 +118,7 @@ class Letter:
     def original_headers(self) -> dict:
         """The headers the message was first published with."""
         return {key: value for key, value in self.headers.items()
-                if not key.startswith("x-clinic-") and key not in _BROKER_HEADERS}
+                if not key.startswith("x-clinic-") and key not in BROKER_HEADERS}
 
     def is_rpc(self) -> bool:
         return bool(self.queue and self.queue.startswith("rpc-"))

@@ -33,7 +33,7 @@ from kombu import Exchange, Queue
 from nameko.events import SERVICE_POOL
 
 from common.database import DuplicateEvent
-from common.deadletters import H_ATTEMPTS, H_FIRST_FAILED_AT, _BROKER_HEADERS, post_for
+from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, post_for
 from common.errors import ClinicError
 from common.events import Event
 from common.queues import ClinicEventHandler, ClinicRpc, queue_type, type_arguments
@@ -172,9 +172,9 @@ class RetryingEventHandler(ClinicEventHandler):
                             float(config.get("EVENT_RETRY_MAX_DELAY") or DEFAULT_RETRY_MAX_DELAY_SECONDS))
         delay_queue = retry_queue(delay, config)
         post.declare(delay_queue)
-        carried = {key: value for key, value in headers.items() if key not in _BROKER_HEADERS}
+        carried = {key: value for key, value in headers.items() if key not in BROKER_HEADERS}
         post.publish(message, {**carried, H_ATTEMPTS: attempts, H_FIRST_FAILED_AT: first_failed},
-                     exchange=delay_queue.exchange.name, routing_key=self.queue.name, strip=_BROKER_HEADERS)
+                     exchange=delay_queue.exchange.name, routing_key=self.queue.name, strip=BROKER_HEADERS)
         worker_ctx.clinic_outcome = "retrying"
         log.warning("handler %s failed (attempt %d, %s): %s; retrying in %.1fs", handler, attempts,
                     "infrastructure" if transient else "unexpected", type(cause).__name__, delay,

@@ -118,3 +118,14 @@ def test_peeking_at_a_body_that_is_not_an_event_finds_no_ids(body, content_type)
 ])
 def test_retry_and_discarded_queues_have_no_consumer_by_design(row, warning):
     assert cli.queue_warning(row) == warning
+
+
+def test_an_invalid_envelope_is_refused_naming_fields_not_values():
+    from common.events import Event
+
+    with pytest.raises(ValidationFailed) as refused:
+        Event.from_body({"type": "session.completed", "data": {"patient": "Ana Lopez"}, "event_id": 7})
+    assert "event_id" in str(refused.value) and "Ana Lopez" not in str(refused.value)
+    with pytest.raises(ValidationFailed) as refused:
+        Event.from_body(["Ana Lopez"])
+    assert "Ana Lopez" not in str(refused.value)
