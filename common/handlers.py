@@ -33,10 +33,10 @@ from kombu import Exchange, Queue
 from nameko.events import SERVICE_POOL
 
 from common.database import DuplicateEvent
-from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, post_for
+from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES, post_for
 from common.errors import ClinicError
 from common.events import Event
-from common.queues import ClinicEventHandler, ClinicRpc, queue_type, type_arguments
+from common.queues import ClinicEventHandler, ClinicRpc, delivery_limit, queue_type, type_arguments
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,37 @@ def retry_queue(delay_seconds: float, config) -> Queue:
 class RetryingEventHandler(ClinicEventHandler):
     """Acks, retries or dead-letters a message by its worker's outcome, and
     tells the metrics which it was: ``ok``, ``rejected`` (dead-lettered as
-    bad), ``retrying`` or ``error`` (dead-lettered after retries)."""
+    bad), ``retrying`` or ``error`` (dead-lettered after retries).
+
+    On a classic queue, which counts no deliveries, it also bounds a
+    message that keeps killing its consumer: a redelivered message is not
+    handled but put back at the tail with its count of redeliveries in a
+    header, and dead-lettered (``delivery-limit``) once that count passes
+    ``QUEUE_DELIVERY_LIMIT``; a quorum queue's broker does this itself."""
+
+    def handle_message(self, body, message):
+        if message.delivery_info.get("redelivered") and queue_type(self.container.config) == "classic":
+            self._count_redelivery(message)
+            return
+        super().handle_message(body, message)
+
+    def _count_redelivery(self, message):
+        handler = f"{self.container.service_name}.{self.method_name}"
+        redeliveries = int((message.headers or {}).get(H_REDELIVERIES) or 0) + 1
+        post = post_for(self.container)
+        try:
+            if redeliveries > delivery_limit(self.container.config):
+                post.dead_letter(message, reason="delivery-limit", service=self.container.service_name,
+                                 handler=handler, queue=self.queue.name, attempts=redeliveries,
+                                 error=f"delivered {redeliveries} times without an ack: its consumer died each time")
+            else:
+                post.publish(message, {H_REDELIVERIES: redeliveries}, exchange="", routing_key=self.queue.name)
+        except Exception as failure:
+            log.error("handler %s: a redelivered message could not be counted (%s); it goes back to its queue",
+                      handler, type(failure).__name__)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         if exc_info is None:

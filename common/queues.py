@@ -5,7 +5,9 @@ quorum`` declares every durable event-handler queue and every
 ``rpc-<service>`` queue as a RabbitMQ quorum queue: replicated over a
 cluster, and with a ``x-delivery-limit``, so a message that kills its
 consumer again and again (the process dies before it can ack) is moved by
-the broker to ``clinic.dead-letters`` instead of being redelivered for ever.
+the broker to ``clinic.dead-letters`` instead of being redelivered for ever
+(on classic queues the event handler counts redeliveries itself:
+``common.handlers.RetryingEventHandler``).
 RPC reply queues stay nameko's auto-deleted classic queues: they belong to
 one caller and die with it.
 
