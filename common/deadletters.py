@@ -408,8 +408,14 @@ class DeadLetters(DependencyProvider):
     letter has somewhere to go from the first message on."""
 
     def setup(self):
-        with Connection(self.container.config["AMQP_URI"]) as connection:
-            dead_letter_queue_for(self.container.config)(connection.channel()).declare()
+        try:
+            with Connection(self.container.config["AMQP_URI"], connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+                dead_letter_queue_for(self.container.config)(connection.channel()).declare()
+        except Exception as exc:
+            # The service still starts (its consumers wait for the broker);
+            # every dead letter declares the queue again before it is sent.
+            log.warning("dead-letter queue not declared at start: %s", type(exc).__name__)
 
     def stop(self):
         close_post(self.container)

@@ -72,21 +72,60 @@ def dead_letter_queue_for(config=None) -> Queue:
                  queue_arguments=type_arguments(config or {}))
 
 
+class QueueTypeMismatch(Exception):
+    """A queue already exists with another type or other arguments."""
+
+
 class ClinicQueueConsumer(QueueConsumer):
     """nameko's queue consumer, shared by the clinic's event handlers and
     RPC entrypoints of one service. A message it cannot decode goes to the
     dead-letter queue (``on_decode_error``) instead of being acked away with
     its body quoted in a log line."""
 
-    def setup(self):
-        super().setup()
-        # The broker dead-letters into this queue by name; a queue that does
-        # not exist would make it drop the message.
-        if queue_type(self.container.config) == "quorum":
-            from nameko.amqp import get_connection
+    def start(self):
+        self.check_declarations()
+        super().start()
 
-            with get_connection(self.amqp_uri) as connection:
-                dead_letter_queue_for(self.container.config)(connection.channel()).declare()
+    def check_declarations(self):
+        """Declare this service's queues once before consuming: a queue that
+        exists with other arguments (a classic queue and QUEUE_TYPE=quorum,
+        or the other way round) stops the service here with a clear error,
+        where kombu would otherwise retry the declaration for ever."""
+        from amqp.exceptions import PreconditionFailed
+        from kombu import Connection
+
+        try:
+            with Connection(self.amqp_uri, connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+                for provider in list(self._providers):
+                    queue = getattr(provider, "queue", None)
+                    if queue is None:
+                        continue
+                    channel = connection.channel()
+                    try:
+                        queue(channel).declare()
+                    except PreconditionFailed as exc:
+                        raise QueueTypeMismatch(
+                            f"queue {queue.name} exists with other arguments than "
+                            f"QUEUE_TYPE={queue_type(self.container.config)} declares ({exc.reply_text}); "
+                            f"see docs/operations.md, 'Queue types'") from None
+                    finally:
+                        try:
+                            channel.close()
+                        except Exception:
+                            pass
+        except QueueTypeMismatch:
+            raise
+        except Exception:
+            pass  # the broker is away: the consumer keeps trying, as before
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        # The broker dead-letters into this queue by name, and drops a
+        # message whose dead-letter queue does not exist. Declared on every
+        # (re)connection: a broker that lost its definitions gets it back.
+        if queue_type(self.container.config) == "quorum":
+            dead_letter_queue_for(self.container.config)(channel).declare()
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
 
 
 

@@ -8,7 +8,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.handlers import consumes, rpc
 from common.outbox import plumbing_metadata
-from common.queues import DEAD_LETTER_QUEUE, consumer_queue_arguments, queue_type
+from common.queues import DEAD_LETTER_QUEUE, QueueTypeMismatch, consumer_queue_arguments, queue_type
 from common.service import ClinicService
 
 EVENT_QUEUE = "evt-intake-patient.registered--queue_probe.on_patient_registered"
@@ -73,3 +73,12 @@ def test_queue_type_is_checked():
     assert consumer_queue_arguments({"QUEUE_TYPE": "classic"}) == {}
     with pytest.raises(ValueError, match="QUEUE_TYPE"):
         queue_type({"QUEUE_TYPE": "stream"})
+
+
+def test_a_classic_queue_is_not_silently_redeclared_as_quorum(start_service, probe_database):
+    """The documented failure an operator switching types meets: the
+    service refuses to start rather than consuming from the wrong queue."""
+    start_service(QueueProbe, DATABASE_URLS=probe_database, QUEUE_TYPE="classic").stop()
+    with pytest.raises(QueueTypeMismatch, match="QUEUE_TYPE=quorum") as refused:
+        start_service(QueueProbe, DATABASE_URLS=probe_database, QUEUE_TYPE="quorum")
+    assert "operations.md" in str(refused.value)
