@@ -126,8 +126,8 @@ class RetryingEventHandler(ClinicEventHandler):
 
     On a classic queue, which counts no deliveries, it also bounds a
     message that keeps killing its consumer: a redelivered message is not
-    handled but put back at the tail with its count of redeliveries in a
-    header, and dead-lettered (``delivery-limit``) once that count passes
+    handled but sent back, after the retry backoff, with its count of
+    redeliveries in a header, and dead-lettered (``delivery-limit``) once that count passes
     ``QUEUE_DELIVERY_LIMIT``; a quorum queue's broker does this itself."""
 
     def handle_message(self, body, message):
@@ -146,13 +146,24 @@ class RetryingEventHandler(ClinicEventHandler):
                                  handler=handler, queue=self.queue.name, attempts=redeliveries,
                                  error=f"delivered {redeliveries} times without an ack: its consumer died each time")
             else:
-                post.publish(message, {H_REDELIVERIES: redeliveries}, exchange="", routing_key=self.queue.name)
+                # Through a delay queue rather than straight back: the copy
+                # must not reach a worker (and kill the process again) before
+                # the ack of this delivery has left, or both would come back.
+                delay_queue = retry_queue(self._retry_delay(redeliveries), self.container.config)
+                post.declare(delay_queue)
+                post.publish(message, {H_REDELIVERIES: redeliveries}, exchange=delay_queue.exchange.name,
+                             routing_key=self.queue.name, strip=BROKER_HEADERS)
         except Exception as failure:
             log.error("handler %s: a redelivered message could not be counted (%s); it goes back to its queue",
                       handler, type(failure).__name__)
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)
+
+    def _retry_delay(self, attempt: int) -> float:
+        config = self.container.config
+        return retry_delay(attempt, float(config.get("EVENT_RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS),
+                           float(config.get("EVENT_RETRY_MAX_DELAY") or DEFAULT_RETRY_MAX_DELAY_SECONDS))
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
@@ -174,7 +185,7 @@ class RetryingEventHandler(ClinicEventHandler):
                 self._retry_or_give_up(message, worker_ctx, post, handler, cause, attempts, headers, config)
         except Exception as failure:
             # Neither retried nor dead-lettered: back to the queue, so that
-            # nothing is lost (a quorum queue's delivery limit bounds this).
+            # nothing is lost (QUEUE_DELIVERY_LIMIT bounds how often).
             log.error("handler %s: the failed message could not be moved (%s); it goes back to its queue",
                       handler, type(failure).__name__)
             worker_ctx.clinic_outcome = "error"
@@ -198,8 +209,7 @@ class RetryingEventHandler(ClinicEventHandler):
             post.dead_letter(message, reason=reason, service=self.container.service_name, handler=handler,
                              queue=self.queue.name, attempts=attempts, error=cause)
             return
-        delay = retry_delay(attempts, float(config.get("EVENT_RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS),
-                            float(config.get("EVENT_RETRY_MAX_DELAY") or DEFAULT_RETRY_MAX_DELAY_SECONDS))
+        delay = self._retry_delay(attempts)
         delay_queue = retry_queue(delay, config)
         post.declare(delay_queue)
         carried = {key: value for key, value in headers.items() if key not in BROKER_HEADERS}
