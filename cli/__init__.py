@@ -7,6 +7,7 @@
     clinic outbox [SERVICE...]      events committed but not yet published, per service
     clinic dead-letters list        messages whose handler failed for good, with the error
     clinic dead-letters replay      send them back to the handler that failed
+    clinic dead-letters discard     give up on them for good, saying who and why
     clinic token --role R --user U  a new API token and its GATEWAY_TOKENS entry
     clinic health [--live]          probe this process's /ready (container health check)
 

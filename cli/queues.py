@@ -67,10 +67,16 @@ def queue_stats_from_amqp(amqp_uri: str, names: list[str]) -> list[dict]:
 
 
 def queue_warning(row: dict) -> str:
-    from common.deadletters import DEAD_LETTER_QUEUE
+    from common.deadletters import DEAD_LETTER_QUEUE, DISCARDED_QUEUE
+    from common.handlers import RETRY_QUEUE_PREFIX
 
     if row["queue"] == DEAD_LETTER_QUEUE:
         return "dead letters waiting: clinic dead-letters list" if row["ready"] else ""
+    if row["queue"] == DISCARDED_QUEUE:
+        return ""  # the audit record of discarded letters: nobody consumes it
+    if row["queue"].startswith(RETRY_QUEUE_PREFIX):
+        # Delay queues have no consumer by design: the broker moves their messages on.
+        return "events waiting for a retry" if row["ready"] else ""
     if row["ready"] is None:
         return "missing (its service has not started on this broker)"
     if row["ready"] and not row["consumers"]:

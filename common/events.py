@@ -42,7 +42,11 @@ class Event(BaseModel):
         try:
             return cls.model_validate(body)
         except Exception as exc:  # a foreign or corrupt message: dead-letter it
-            raise ValidationFailed(f"not a clinic event envelope: {exc}") from None
+            # Fields and what is wrong with them, never the values: the
+            # reason is shown in dead-letter listings.
+            problems = exc.errors(include_input=False, include_url=False) if hasattr(exc, "errors") else []
+            detail = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}" for p in problems)
+            raise ValidationFailed(f"not a clinic event envelope: {detail or type(exc).__name__}") from None
 
 
 def envelope(

@@ -119,13 +119,20 @@ class WorkerObserver(DependencyProvider):
         kind = entrypoint_kind(worker_ctx.entrypoint)
         method = worker_ctx.entrypoint.method_name
         labels = (worker_ctx.service_name, method, kind)
-        outcome = outcome_of(worker_ctx.entrypoint, result, exc_info)
+        # An event handler's entrypoint says what became of the message
+        # (dead-lettered as bad, scheduled for a retry, given up on).
+        outcome = getattr(worker_ctx, "clinic_outcome", None) or outcome_of(worker_ctx.entrypoint, result, exc_info)
         ENTRYPOINT_CALLS.labels(*labels, outcome).inc()
         ENTRYPOINT_LATENCY.labels(*labels).observe(duration)
         quiet = kind == "timer" or method in _QUIET_ENTRYPOINTS
-        level = logging.ERROR if outcome == "error" else logging.DEBUG if quiet else logging.INFO
+        level = (logging.ERROR if outcome == "error" else logging.WARNING if outcome == "retrying"
+                 else logging.DEBUG if quiet else logging.INFO)
         # The error type only: its message may quote the input.
-        error = type(exc_info[1]).__name__ if exc_info is not None else None
+        failure = exc_info[1] if exc_info is not None else None
+        # A retried handler's own error, not the wrapper that carries it.
+        failure = getattr(failure, "error", None) if isinstance(getattr(failure, "error", None),
+                                                                BaseException) else failure
+        error = type(failure).__name__ if failure is not None else None
         log.log(level, "%s %s finished: %s", kind, method, outcome,
                 extra={"duration_ms": round(duration * 1000, 1), "kind": kind, "outcome": outcome,
                        **({"error": error} if error else {})})
@@ -164,7 +171,8 @@ def current_worker() -> dict:
 # ("[parameters: {...}]"): those are patient data and never reach a log.
 _SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\n|$)", re.DOTALL)
 # Structured fields a log call may add with ``extra=``.
-_EXTRA_FIELDS = ("duration_ms", "kind", "outcome", "error", "event_id", "event_type", "handler", "attempts")
+_EXTRA_FIELDS = ("duration_ms", "kind", "outcome", "error", "event_id", "event_type", "handler", "attempts",
+                 "letter_id")
 
 
 def redact(text: str) -> str:

@@ -37,6 +37,7 @@ def clinic_config(rabbit_config, clean_databases):
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "OUTBOX_RELAY_INTERVAL": 0.2,
         "EVENT_MAX_ATTEMPTS": 3,
+        "EVENT_RETRY_BASE_SECONDS": 0.1,
         "GATEWAY_TOKENS": STAFF_TOKENS,
         "INTAKE": {},
     }
