@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from common.errors import ValidationFailed
+from common.errors import ValidationFailed, field_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,6 +51,17 @@ def require_offset(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
     return value.astimezone(timezone.utc) if value is not None else None
+
+
+ID_MAX_LENGTH = 64
+
+
+def require_id(value, field: str) -> str:
+    """An id as given by an RPC caller (a path segment, an argument): a
+    non-blank string of at most 64 characters, trimmed."""
+    if not isinstance(value, str) or not value.strip() or len(value) > ID_MAX_LENGTH:
+        raise field_error(field, "must be a non-empty id")
+    return value.strip()
 
 
 def paging(limit, offset, *, most: int = 500) -> tuple[int, int]:
