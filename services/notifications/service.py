@@ -15,15 +15,14 @@ from datetime import datetime, timedelta
 
 import eventlet
 import sqlalchemy as sa
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
-from sqlalchemy.dialects import postgresql, sqlite
 
+from common.database import insert_ignoring_duplicates
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
-from common.service import ClinicService, ConfiguredTimer
+from common.service import ClinicService, ConfigSection, configured_timer
 from common.validation import paging, parse
 from services.notifications import domain, fhir, rendering, schemas
 from services.notifications.channels import Channels
@@ -34,19 +33,6 @@ from services.notifications.schemas import parse_instant
 log = logging.getLogger(__name__)
 
 URGENT_SWEEP_SECONDS = 0.25
-
-
-class SchedulerTimer(ConfiguredTimer):
-    """The delivery sweep; its interval is ``NOTIFICATIONS.SCHEDULER_INTERVAL``."""
-
-    def setup(self):
-        section = self.container.config.get("NOTIFICATIONS") or {}
-        if section.get("SCHEDULER_INTERVAL"):
-            self.interval = float(section["SCHEDULER_INTERVAL"])
-        super().setup()
-
-
-scheduler_timer = SchedulerTimer.decorator
 
 
 @dataclass(frozen=True)
@@ -74,17 +60,6 @@ class Settings:
         )
 
 
-class NotificationSettings(DependencyProvider):
-    """``self.settings``: the NOTIFICATIONS section read once at start, so a
-    bad value stops the service at once instead of failing each message."""
-
-    def setup(self):
-        self.settings = Settings.from_config(self.container.config.get("NOTIFICATIONS") or {})
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
-
-
 @dataclass(frozen=True)
 class Outgoing:
     channel: Channel
@@ -99,7 +74,7 @@ class NotificationsService(ClinicService):
     name = "notifications"
 
     channels = Channels()
-    settings = NotificationSettings()
+    settings = ConfigSection("NOTIFICATIONS", Settings.from_config)
 
     # ------------------------------------------------------------ read models
 
@@ -256,7 +231,7 @@ class NotificationsService(ClinicService):
 
     # ------------------------------------------------------------ delivery
 
-    @scheduler_timer(interval=1)
+    @configured_timer(interval=1, config_key="SCHEDULER_INTERVAL", section="NOTIFICATIONS")
     def deliver_due(self):
         """Claims due messages (skipping rows another replica holds) and
         sends them a few at a time; only due rows are read."""
@@ -536,7 +511,7 @@ class NotificationsService(ClinicService):
         # Two first events about one patient (registration and a consent)
         # may race here: the insert that loses simply does nothing, and the
         # lock then orders the two updates.
-        _insert_unless_exists(uow.session, Recipient.__table__, "patient_id", dict(
+        insert_ignoring_duplicates(uow.session, Recipient.__table__, unique="patient_id", values=dict(
             patient_id=patient_id, email_consent=False, sms_consent=False, email_enabled=True, sms_enabled=True,
             updated_at=utcnow()))
         return uow.session.get(Recipient, patient_id, with_for_update=True, populate_existing=True)
@@ -564,7 +539,7 @@ class NotificationsService(ClinicService):
             status=status.value, due_at=due_at, attempts=0, source_event_id=event.event_id,
             created_at=utcnow(), updated_at=utcnow(),
         )
-        if not _insert_unless_exists(uow.session, Message.__table__, "dedupe_key", values):
+        if not insert_ignoring_duplicates(uow.session, Message.__table__, values, unique="dedupe_key"):
             return False
         uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
                                          detail=detail or f"due {iso(due_at)}"))
@@ -667,14 +642,6 @@ def due_messages(now: datetime, limit: int, urgent_only: bool = False) -> sa.Sel
         .with_for_update(skip_locked=True)
     )
     return query.where(Message.urgent.is_(True)) if urgent_only else query
-
-
-def _insert_unless_exists(session, table: sa.Table, unique_column: str, values: dict) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): the database,
-    not a prior SELECT, decides who was first. True if the row is new."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique_column]))
-    return result.rowcount == 1
 
 
 def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:
