@@ -53,15 +53,18 @@ def require_offset(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc) if value is not None else None
 
 
-ID_MAX_LENGTH = 64
+# Every id is a UUID kept in a 36-character column: a longer value can name
+# nothing, and storing it (a charge for that patient) would fail in the database.
+ID_MAX_LENGTH = 36
 
 
 def require_id(value, field: str) -> str:
     """An id as given by an RPC caller (a path segment, an argument): a
-    non-blank string of at most 64 characters, trimmed."""
-    if not isinstance(value, str) or not value.strip() or len(value) > ID_MAX_LENGTH:
+    non-blank string of at most 36 characters, trimmed."""
+    trimmed = value.strip() if isinstance(value, str) else ""
+    if not trimmed or len(trimmed) > ID_MAX_LENGTH:
         raise field_error(field, "must be a non-empty id")
-    return value.strip()
+    return trimmed
 
 
 def paging(limit, offset, *, most: int = 500) -> tuple[int, int]:

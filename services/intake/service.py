@@ -11,7 +11,7 @@ from common.errors import NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import rpc
 from common.service import ClinicService, ConfigSection
-from common.validation import paging, parse
+from common.validation import paging, parse, require_id
 from services.intake import domain, fhir, schemas
 from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
@@ -327,10 +327,8 @@ class IntakeService(ClinicService):
     # ----------------------------------------------------------------- helpers
 
     def _patient(self, session, patient_id) -> Patient:
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a string"}])
-        record = session.execute(sa.select(Patient).where(Patient.patient_id == patient_id)).unique().scalar_one_or_none()
+        record = session.execute(sa.select(Patient).where(Patient.patient_id == require_id(patient_id, "patient_id"))
+                                 ).unique().scalar_one_or_none()
         if record is None:
             raise NotFound(f"no patient {patient_id}")
         return record

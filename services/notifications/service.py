@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from nameko.timer import timer
 
 from common.database import insert_ignoring_duplicates
-from common.errors import Conflict, NotFound, ValidationFailed
+from common.errors import Conflict, NotFound
 from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
 from common.service import ClinicService, ConfigSection, configured_timer
-from common.validation import paging, parse
+from common.validation import paging, parse, require_id
 from services.notifications import domain, fhir, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
@@ -462,10 +462,8 @@ class NotificationsService(ClinicService):
         """The messages sent (or owed) to a patient, oldest first, as a FHIR
         R4 Bundle (collection) of Communication resources, without any
         message body. Paged by ``limit`` (1-100) and ``offset``."""
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
-        page = parse(schemas.MessageQuery, {"patient_id": patient_id, "limit": limit, "offset": offset})
+        page = parse(schemas.MessageQuery, {"patient_id": require_id(patient_id, "patient_id"), "limit": limit,
+                                            "offset": offset})
         to_patient = sa.select(Message).where(
             Message.patient_id == page.patient_id, Message.recipient == "patient",
             Message.channel.in_([c.value for c in domain.PATIENT_CHANNELS]))
@@ -483,11 +481,8 @@ class NotificationsService(ClinicService):
     @rpc
     def list_record_access(self, patient_id, limit=100, offset=0):
         """Who read or changed the patient's messages and preferences, newest first."""
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
         with self.db.read() as session:
-            return RecordAccess.trail(session, patient_id, *paging(limit, offset))
+            return RecordAccess.trail(session, require_id(patient_id, "patient_id"), *paging(limit, offset))
 
     # ------------------------------------------------------------ helpers
 
