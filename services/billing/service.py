@@ -5,18 +5,17 @@ composes them into the one nameko service that ``nameko run
 services.billing.service`` and ``clinic run billing`` start."""
 from __future__ import annotations
 
-from common.service import ClinicService, ConfigSection
-from services.billing.capabilities.charging import Charging
-from services.billing.capabilities.invoicing import Invoicing
-from services.billing.capabilities.packages import Packages
-from services.billing.capabilities.patients import Patients
-from services.billing.capabilities.payments import Payments
-from services.billing.capabilities.superbills import Superbills
+# Modules, not classes: `nameko run services.billing.service` runs every class
+# with entrypoints it finds at the top of this module, and only the composed
+# service must be there.
+import common.service
+from services.billing.capabilities import charging, invoicing, packages, patients, payments, superbills
 from services.billing.dependencies import FeeScheduleLoader, Settings
 
 
-class BillingService(Patients, Charging, Invoicing, Payments, Packages, Superbills, ClinicService):
+class BillingService(patients.Patients, charging.Charging, invoicing.Invoicing, payments.Payments,
+                     packages.Packages, superbills.Superbills, common.service.ClinicService):
     name = "billing"
 
-    settings = ConfigSection("BILLING", Settings.from_config)
+    settings = common.service.ConfigSection("BILLING", Settings.from_config)
     fee_schedule = FeeScheduleLoader()
