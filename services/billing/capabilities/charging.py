@@ -14,7 +14,7 @@ from common.events import as_utc, utcnow
 from common.handlers import consumes, rpc
 from common.validation import parse, require_id
 from services.billing import domain, schemas
-from services.billing.capabilities.ledger import NEVER, Ledger, event_facts, page
+from services.billing.capabilities.ledger import NEVER, Ledger, page
 from services.billing.models import Charge, FeePrice, Package, PackageUse, RecordAccess, new_id
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Charging(Ledger):
     @consumes("intake", "intake.approved")
     def on_intake_approved(self, uow, event):
         """The initial consultation (90791) on the day of the decision."""
-        facts = event_facts(schemas.ApprovalFacts, event.data)
+        facts = parse(schemas.ApprovalFacts, event.data)
         patient = self._patient_copy(uow.session, facts.patient_id)
         if as_utc(patient.diagnoses_as_of or NEVER) < event.occurred_at:
             patient.diagnosis_codes = [code.upper() for code in facts.diagnosis_codes]
@@ -45,26 +45,26 @@ class Charging(Ledger):
 
     @consumes("sessions", "session.completed")
     def on_session_completed(self, uow, event):
-        self._charge_session(uow.session, event_facts(schemas.CompletedSessionFacts, event.data))
+        self._charge_session(uow.session, parse(schemas.CompletedSessionFacts, event.data))
 
     @consumes("sessions", "session.aborted")
     def on_session_aborted(self, uow, event):
         """A session stopped early is billed for what was given; one stopped
         before dosing is not billed at all."""
-        facts = event_facts(schemas.AbortedSessionFacts, event.data)
+        facts = parse(schemas.AbortedSessionFacts, event.data)
         if facts.dose_mg is None or facts.started_at is None:
             return
         self._charge_session(uow.session, facts.as_billable())
 
     @consumes("sessions", "appointment.cancelled")
     def on_appointment_cancelled(self, uow, event):
-        facts = event_facts(schemas.MissedAppointmentFacts, event.data)
+        facts = parse(schemas.MissedAppointmentFacts, event.data)
         if facts.late:
             self._appointment_fee(uow.session, facts, "late_cancellation", self.settings.rules.late_cancellation_code)
 
     @consumes("sessions", "appointment.no_show")
     def on_appointment_no_show(self, uow, event):
-        facts = event_facts(schemas.MissedAppointmentFacts, event.data)
+        facts = parse(schemas.MissedAppointmentFacts, event.data)
         self._appointment_fee(uow.session, facts, "no_show", self.settings.rules.no_show_code)
 
     # ------------------------------------------------ charges by hand

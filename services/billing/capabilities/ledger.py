@@ -1,7 +1,7 @@
 """What several billing capabilities share: finding and locking records,
 pricing and raising charges, applying payments and refunds and settling an
-invoice, billing's copy of a patient, event facts, paging, and requests made
-idempotent by the caller's key. Every capability class inherits ``Ledger``."""
+invoice, billing's copy of a patient, paging, and requests made idempotent
+by the caller's key. Every capability class inherits ``Ledger``."""
 from __future__ import annotations
 
 import hashlib
@@ -10,13 +10,12 @@ import logging
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from common.database import Database, insert_ignoring_duplicates
 from common.errors import Conflict, NotFound, field_error
 from common.events import iso, utcnow
-from common.validation import require_id, validation_failed
+from common.validation import require_id
 from services.billing import domain, schemas
 from services.billing.dependencies import Settings
 from services.billing.models import (
@@ -186,15 +185,6 @@ def idempotency(key) -> str | None:
 
 def request_fingerprint(target: str, body: dict) -> str:
     return hashlib.sha256(json.dumps([target, body], sort_keys=True).encode()).hexdigest()
-
-
-def event_facts(model, data):
-    """Event data as the schema; a malformed event is a ClinicError, so it
-    is dead-lettered at once instead of retried."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
 
 
 def page(session, query, search, view) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from common.events import as_utc
 from common.handlers import consumes, rpc
-from common.validation import paging, require_id
+from common.validation import paging, parse, require_id
 from services.billing import schemas
-from services.billing.capabilities.ledger import NEVER, Ledger, event_facts
+from services.billing.capabilities.ledger import NEVER, Ledger
 from services.billing.models import RecordAccess
 
 
@@ -28,7 +28,7 @@ class Patients(Ledger):
             return RecordAccess.trail(session, require_id(patient_id, "patient_id"), *paging(limit, offset))
 
     def _remember_patient(self, session, event) -> None:
-        facts = event_facts(schemas.PatientFacts, event.data)
+        facts = parse(schemas.PatientFacts, event.data)
         record = self._patient_copy(session, facts.patient_id)
         if as_utc(record.facts_as_of) >= event.occurred_at:
             return  # an older fact arriving late
