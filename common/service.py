@@ -50,7 +50,11 @@ class ConfigSection(DependencyProvider):
         super().__init__(**kwargs)
 
     def setup(self):
-        self.value = self.build(section(self.container.config, self.section_name))
+        try:
+            self.value = self.build(section(self.container.config, self.section_name))
+        except (TypeError, ValueError, KeyError) as exc:
+            # The builder's own message rarely says where the value was.
+            raise ValueError(f"the {self.section_name} section of the configuration cannot be used: {exc}") from exc
 
     def get_dependency(self, worker_ctx):
         return self.value

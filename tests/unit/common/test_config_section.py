@@ -67,9 +67,11 @@ def test_without_a_builder_the_section_is_a_plain_dict_of_its_own(set_up):
     assert config["INTAKE"]["PCL5_PROBABLE_PTSD_CUTOFF"] == 33
 
 
-def test_a_bad_value_stops_the_service_at_setup(set_up):
-    with pytest.raises(ValueError):
+def test_a_bad_value_stops_the_service_at_setup_naming_the_section(set_up):
+    with pytest.raises(ValueError, match="the SESSIONS section of the configuration cannot be used"):
         set_up(ConfigSection("SESSIONS", Rules.from_config), {"SESSIONS": {"LATE_HOURS": "soon"}})
+    with pytest.raises(ValueError, match="SESSIONS"):
+        set_up(ConfigSection("SESSIONS", Rules.from_config), {"SESSIONS": {"LATE_HOURS": ["12"]}})
 
 
 @pytest.mark.parametrize("config, interval", [
