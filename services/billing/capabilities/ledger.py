@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from common.database import Database, insert_ignoring_duplicates
+from common.database import ServiceDatabase, insert_ignoring_duplicates
 from common.errors import Conflict, NotFound, field_error
 from common.events import iso, utcnow
 from common.validation import require_id
@@ -33,7 +33,7 @@ class Ledger:
     """Declared on ``BillingService``: ``db`` (the service's database) and
     ``settings`` (the clinic and its billing rules)."""
 
-    db: Database
+    db: ServiceDatabase
     settings: Settings
 
     # ------------------------------------------------------------ records
