@@ -9,6 +9,7 @@ from datetime import date, timezone
 
 import sqlalchemy as sa
 
+from common import idempotency
 from common.errors import Conflict, field_error
 from common.events import as_utc, utcnow
 from common.handlers import consumes, rpc
@@ -70,11 +71,14 @@ class Charging(Ledger):
     # ------------------------------------------------ charges by hand
 
     @rpc
-    def add_charge(self, patient_id, charge):
+    def add_charge(self, patient_id, charge, idempotency_key=None):
         """A charge billing staff add by hand, e.g. a 99214/99215 visit."""
         given = parse(schemas.ChargeInput, charge)
         patient_id = require_id(patient_id, "patient_id")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_charge", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             RecordAccess.record(uow, patient_id, "charge")
             price = self._price(uow.session, given.code, given.date_of_service)
             if price.package_route:
@@ -82,7 +86,7 @@ class Charging(Ledger):
             [record] = self._raise_charges(
                 uow.session, patient_id, [domain.ChargeLine(given.code, given.units)], on=given.date_of_service,
                 source="manual", source_ref=new_id(), clinician_id=given.clinician_id, actor=self.db.actor)
-            return schemas.charge_view(record)
+            return claim.remember(schemas.charge_view(record))
 
     @rpc
     def void_charge(self, charge_id, void):

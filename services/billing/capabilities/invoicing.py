@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
+from common import idempotency
 from common.database import insert_ignoring_duplicates
 from common.errors import ValidationFailed, field_error
 from common.events import iso, utcnow
@@ -28,7 +29,7 @@ OVERDUE_BATCH = 200
 class Invoicing(Ledger):
 
     @rpc
-    def issue_invoice(self, patient_id, request=None):
+    def issue_invoice(self, patient_id, request=None, idempotency_key=None):
         """Number and issue an invoice for the patient's open charges (or the
         ones named). Lines copy the charges' prices; package-covered lines
         are settled at once with package credit."""
@@ -39,6 +40,9 @@ class Invoicing(Ledger):
         if given.due_date is not None and given.due_date < today:
             raise field_error("due_date", "must not be in the past")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "issue_invoice", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             session = uow.session
             RecordAccess.record(uow, patient_id, "invoice")
             query = sa.select(Charge).where(Charge.patient_id == patient_id, Charge.status == "open")
@@ -88,7 +92,7 @@ class Invoicing(Ledger):
             # Nothing left to pay (e.g. only zero-priced lines): paid at issue.
             self._settle(uow, invoice)
             log.info("invoice %s issued with %d line(s)", invoice.invoice_id, len(charges))
-            return schemas.invoice_detail(session, invoice)
+            return claim.remember(schemas.invoice_detail(session, invoice))
 
     @rpc
     def get_invoice(self, invoice_id):

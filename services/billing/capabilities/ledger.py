@@ -1,25 +1,22 @@
 """What several billing capabilities share: finding and locking records,
 pricing and raising charges, applying payments and refunds and settling an
-invoice, billing's copy of a patient, paging, and requests made idempotent
-by the caller's key. Every capability class inherits ``Ledger``."""
+invoice, billing's copy of a patient, and paging. Every capability class
+inherits ``Ledger``."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from common.database import ServiceDatabase, insert_ignoring_duplicates
-from common.errors import Conflict, NotFound, field_error
+from common.errors import NotFound, field_error
 from common.events import iso, utcnow
 from common.validation import require_id
-from services.billing import domain, schemas
+from services.billing import domain
 from services.billing.dependencies import Settings
 from services.billing.models import (
-    BillingPatient, Charge, FeePrice, IdempotentRequest, Invoice, Payment, Refund,
+    BillingPatient, Charge, FeePrice, Invoice, Payment, Refund,
 )
 
 log = logging.getLogger(__name__)
@@ -136,55 +133,6 @@ class Ledger:
         elif status is not domain.InvoiceStatus.PAID:
             invoice.paid_at = None
         invoice.status = status.value
-
-    # ------------------------------------------------ idempotent requests
-
-    def _claim_key(self, session, operation: str, key: str | None, fingerprint: str):
-        """The stored answer if this key was used before, else reserve it in
-        this transaction (a racing twin then fails on the primary key)."""
-        if key is None:
-            return None
-        stored = session.get(IdempotentRequest, (operation, key))
-        if stored is not None:
-            if stored.fingerprint != fingerprint:
-                raise Conflict("this Idempotency-Key was already used for a different request")
-            return stored.result
-        session.add(IdempotentRequest(operation=operation, key=key, fingerprint=fingerprint))
-        session.flush()
-        return None
-
-    def _once(self, operation: str, key: str | None, fingerprint: str, act):
-        try:
-            with self.db.unit_of_work() as uow:
-                result = act(uow)
-                if key is not None:
-                    stored = uow.session.get(IdempotentRequest, (operation, key))
-                    if stored.result is None:
-                        stored.result = result
-                return result
-        except IntegrityError:
-            if key is None:
-                raise
-            # A twin request with the same key committed first: answer as it did.
-            with self.db.read() as session:
-                stored = session.get(IdempotentRequest, (operation, key))
-            if stored is None:
-                raise
-        if stored.fingerprint != fingerprint:
-            raise Conflict("this Idempotency-Key was already used for a different request")
-        return stored.result
-
-
-def idempotency(key) -> str | None:
-    if key is None or key == "":
-        return None
-    if not isinstance(key, str) or not schemas.IDEMPOTENCY_KEY.match(key):
-        raise field_error("idempotency_key", "must be 1-200 visible ASCII characters")
-    return key
-
-
-def request_fingerprint(target: str, body: dict) -> str:
-    return hashlib.sha256(json.dumps([target, body], sort_keys=True).encode()).hexdigest()
 
 
 def page(session, query, search, view) -> dict:

@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common import idempotency
 from common.errors import Conflict, field_error
 from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse, require_id
 from services.billing import domain, schemas
-from services.billing.capabilities.ledger import Ledger, idempotency, request_fingerprint
+from services.billing.capabilities.ledger import Ledger
 from services.billing.models import Charge, Invoice, Package, PackageUse, Payment, RecordAccess
 
 
 class Packages(Ledger):
 
     @rpc
-    def sell_package(self, patient_id, sale):
+    def sell_package(self, patient_id, sale, idempotency_key=None):
         """Sell a prepaid package from the fee schedule; its price becomes an
         open charge to invoice like any other."""
         given = parse(schemas.PackageSale, sale)
         patient_id = require_id(patient_id, "patient_id")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "sell_package", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             RecordAccess.record(uow, patient_id, "package")
             today = utcnow().date()
             price = self._price(uow.session, given.code, today)
@@ -36,7 +40,7 @@ class Packages(Ledger):
             uow.session.flush()
             [charge] = self._raise_charges(uow.session, patient_id, [domain.ChargeLine(price.code)], on=today,
                                            source="package_sale", source_ref=package.package_id, actor=self.db.actor)
-            return {**schemas.package_view(package), "charge": schemas.charge_view(charge)}
+            return claim.remember({**schemas.package_view(package), "charge": schemas.charge_view(charge)})
 
     @rpc
     def get_package(self, package_id):
@@ -60,15 +64,12 @@ class Packages(Ledger):
         """Refund the unused sessions of a paid package at its per-session
         price; the package's invoice stays settled (a credit adjustment)."""
         given = parse(schemas.PackageRefundInput, request)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(package_id, given.model_dump(mode="json"))
-
-        def give_back(uow):
+        with self.db.unit_of_work() as uow:
             session = uow.session
+            claim = idempotency.claim(uow, "refund_package", idempotency_key, package_id, given)
+            if claim.replayed:
+                return claim.answer
             package = self._lock(session, Package, Package.package_id, package_id, "package")
-            replay = self._claim_key(session, "refund_package", key, fingerprint)
-            if replay is not None:
-                return replay
             if package.status == domain.PackageStatus.REFUNDED.value:
                 raise Conflict("the package has already been refunded")
             amount = domain.package_refund_cents(package.price_cents, package.sessions_total, package.sessions_used)
@@ -96,6 +97,5 @@ class Packages(Ledger):
             self._settle(uow, invoice)
             package.status, package.refunded_cents, package.refunded_at = (
                 domain.PackageStatus.REFUNDED.value, amount, utcnow())
-            return {"package": schemas.package_view(package), "refunds": [schemas.refund_view(r) for r in refunds]}
-
-        return self._once("refund_package", key, fingerprint, give_back)
+            return claim.remember(
+                {"package": schemas.package_view(package), "refunds": [schemas.refund_view(r) for r in refunds]})

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common import idempotency
 from common.errors import Conflict
 from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse, require_id
 from services.billing import domain, schemas
-from services.billing.capabilities.ledger import OPEN_INVOICE, Ledger, idempotency, request_fingerprint
+from services.billing.capabilities.ledger import OPEN_INVOICE, Ledger
 from services.billing.models import Charge, Invoice, Payment, RecordAccess
 
 
@@ -20,51 +21,43 @@ class Payments(Ledger):
         balance is refused. With an ``idempotency_key`` a retry returns the
         first answer and records nothing more."""
         given = parse(schemas.PaymentInput, payment)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(invoice_id, given.model_dump(mode="json"))
-
-        def pay(uow):
+        with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_payment", idempotency_key, invoice_id, given)
+            if claim.replayed:
+                return claim.answer
             invoice = self._lock(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "payment")
-            replay = self._claim_key(uow.session, "record_payment", key, fingerprint)
-            if replay is not None:
-                return replay
             status = domain.InvoiceStatus(invoice.status)
             domain.check_payment(status, domain.invoice_balance(
                 invoice.total_cents, invoice.adjustment_cents, invoice.paid_cents), given.amount_cents)
             record = self._apply_payment(uow, invoice, Payment(
                 amount_cents=given.amount_cents, method=given.method, reference=given.reference, payer=given.payer,
                 received_at=given.received_at or utcnow(), recorded_by=self.db.actor))
-            return {"payment": schemas.payment_view(record), "invoice": schemas.invoice_summary(invoice)}
-
-        return self._once("record_payment", key, fingerprint, pay)
+            return claim.remember(
+                {"payment": schemas.payment_view(record), "invoice": schemas.invoice_summary(invoice)})
 
     @rpc
     def refund_payment(self, payment_id, refund, idempotency_key=None):
         """Give back part or all of a payment, never more than it brought in."""
         given = parse(schemas.RefundInput, refund)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(payment_id, given.model_dump(mode="json"))
-
-        def give_back(uow):
+        with self.db.unit_of_work() as uow:
             session = uow.session
+            claim = idempotency.claim(uow, "refund_payment", idempotency_key, payment_id, given)
+            if claim.replayed:
+                return claim.answer
             found = self._find(session, Payment, Payment.payment_id, payment_id, "payment")
             invoice = self._lock(session, Invoice, Invoice.invoice_id, found.invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "refund")
             record = session.execute(sa.select(Payment).where(Payment.payment_id == found.payment_id)
                                      .with_for_update().execution_options(populate_existing=True)).scalar_one()
-            replay = self._claim_key(session, "refund_payment", key, fingerprint)
-            if replay is not None:
-                return replay
             if record.reversed_at is not None:
                 raise Conflict("the payment was reversed; there is nothing to refund")
             domain.check_refund(domain.PaymentMethod(record.method), record.amount_cents, record.refunded_cents,
                                 given.amount_cents)
             issued = self._issue_refund(uow, invoice, record, given.amount_cents, given.reason)
             self._settle(uow, invoice)
-            return {"refund": schemas.refund_view(issued), "invoice": schemas.invoice_summary(invoice)}
-
-        return self._once("refund_payment", key, fingerprint, give_back)
+            return claim.remember(
+                {"refund": schemas.refund_view(issued), "invoice": schemas.invoice_summary(invoice)})
 
     @rpc
     def get_balance(self, patient_id):
