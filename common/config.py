@@ -52,4 +52,6 @@ def _anchor_sqlite_path(url: str) -> str:
 
 
 def section(config: dict, name: str) -> dict:
+    """A service's own part of the configuration (``BILLING``, ``SESSIONS``…);
+    empty when the file has none, so every value takes its default."""
     return dict(config.get(name) or {})

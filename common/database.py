@@ -18,6 +18,7 @@ from eventlet.corolocal import local as eventlet_local
 from eventlet.hubs import trampoline
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -349,3 +350,15 @@ class Database(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))
+
+
+def insert_ignoring_duplicates(executor: Session | sa.Connection, table: sa.Table, values: dict, *,
+                               unique: str | tuple[str, ...]) -> bool:
+    """``INSERT … ON CONFLICT (unique) DO NOTHING`` on PostgreSQL and SQLite:
+    the database, not a prior SELECT, decides which of two racing writers
+    (replicas, redeliveries) was first. True if this call added the row."""
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+    columns = [unique] if isinstance(unique, str) else list(unique)
+    result = executor.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=columns))
+    return result.rowcount == 1

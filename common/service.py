@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timezone
+from typing import Any, Callable
 
 import eventlet
 import sqlalchemy as sa
 
 from kombu import Connection
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from common.config import section
 from common.database import Database
 from common.deadletters import DeadLetters, dead_letter_queue_depth
 from common.events import utcnow
@@ -32,16 +35,44 @@ PROBE_TIMEOUT_SECONDS = 2.0
 log = logging.getLogger(__name__)
 
 
-class ConfiguredTimer(Timer):
-    """A nameko timer whose interval comes from configuration."""
+class ConfigSection(DependencyProvider):
+    """A service's configuration section turned into its rules object once,
+    when the container is set up: a bad value stops the service at start
+    instead of failing every call, and no call reads the configuration again.
 
-    def __init__(self, interval, config_key=None, **kwargs):
+    ``rules = ConfigSection("SESSIONS", domain.Rules.from_config)`` gives each
+    worker ``self.rules``, built by ``from_config`` from the section's dict
+    (empty when the file has no such section)."""
+
+    def __init__(self, name: str, build: Callable[[dict], Any] = dict, **kwargs):
+        self.section_name = name
+        self.build = build
+        super().__init__(**kwargs)
+
+    def setup(self):
+        try:
+            self.value = self.build(section(self.container.config, self.section_name))
+        except (TypeError, ValueError, KeyError) as exc:
+            # The builder's own message rarely says where the value was.
+            raise ValueError(f"the {self.section_name} section of the configuration cannot be used: {exc}") from exc
+
+    def get_dependency(self, worker_ctx):
+        return self.value
+
+
+class ConfiguredTimer(Timer):
+    """A nameko timer whose interval (seconds) comes from configuration:
+    ``config_key`` at the top level, or in the service's ``section``."""
+
+    def __init__(self, interval, config_key=None, section=None, **kwargs):
         self.config_key = config_key
+        self.section_name = section
         super().__init__(interval, **kwargs)
 
     def setup(self):
-        if self.config_key and self.container.config.get(self.config_key):
-            self.interval = float(self.container.config[self.config_key])
+        values = section(self.container.config, self.section_name) if self.section_name else self.container.config
+        if self.config_key and values.get(self.config_key):
+            self.interval = float(values[self.config_key])
         super().setup()
 
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from common.errors import ValidationFailed
+from common.errors import ValidationFailed, field_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -91,6 +91,20 @@ def require_offset(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("must include a time zone offset, e.g. 2026-11-24T15:04:05Z")
     return value.astimezone(timezone.utc) if value is not None else None
+
+
+# Every id is a UUID kept in a 36-character column: a longer value can name
+# nothing, and storing it (a charge for that patient) would fail in the database.
+ID_MAX_LENGTH = 36
+
+
+def require_id(value, field: str) -> str:
+    """An id as given by an RPC caller (a path segment, an argument): a
+    non-blank string of at most 36 characters, trimmed."""
+    trimmed = value.strip() if isinstance(value, str) else ""
+    if not trimmed or len(trimmed) > ID_MAX_LENGTH:
+        raise field_error(field, "must be a non-empty id")
+    return trimmed
 
 
 def paging(limit, offset, *, most: int = 500) -> tuple[int, int]:

@@ -1,17 +1,17 @@
-"""Billing's seams to configuration: its settings, the fee schedule file
-loaded at start, and a timer whose interval comes from the BILLING section."""
+"""Billing's seams to configuration: its settings (the BILLING section) and
+the fee schedule file loaded at start."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 import yaml
 from nameko.extensions import DependencyProvider
-from sqlalchemy.dialects import postgresql, sqlite
 
-from common.config import database_url
-from common.service import ConfiguredTimer
+from common.config import database_url, section
+from common.database import insert_ignoring_duplicates
 from services.billing import domain
 from services.billing.models import FeePrice
 
@@ -20,29 +20,17 @@ log = logging.getLogger(__name__)
 DEFAULT_FEE_SCHEDULE = Path(__file__).resolve().parent / "fee_schedule.yaml"
 
 
-def billing_section(config: dict) -> dict:
-    return dict(config.get("BILLING") or {})
-
-
+@dataclass(frozen=True)
 class Settings:
-    def __init__(self, section: dict):
-        self.rules = domain.BillingRules.from_config(section)
-        self.clinic = domain.clinic_from_config(section)
+    """The clinic's details and billing rules, read from the BILLING section
+    once at start (``ConfigSection("BILLING", Settings.from_config)``)."""
 
+    rules: domain.BillingRules
+    clinic: domain.Clinic
 
-class BillingSettings(DependencyProvider):
-    """The clinic's details and billing rules, read once at start."""
-
-    def setup(self):
-        self.settings = Settings(billing_section(self.container.config))
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
-
-
-def insert_ignoring_duplicates(dialect_name: str, table):
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return insert(table)
+    @classmethod
+    def from_config(cls, section: dict) -> "Settings":
+        return cls(rules=domain.BillingRules.from_config(section), clinic=domain.clinic_from_config(section))
 
 
 def load_fee_schedule(engine: sa.Engine, rows: list[dict]) -> int:
@@ -53,9 +41,7 @@ def load_fee_schedule(engine: sa.Engine, rows: list[dict]) -> int:
     added = 0
     with engine.begin() as connection:
         for row in rows:
-            statement = insert_ignoring_duplicates(engine.dialect.name, table).values(**row)
-            result = connection.execute(statement.on_conflict_do_nothing(index_elements=["code", "effective_from"]))
-            added += result.rowcount or 0
+            added += insert_ignoring_duplicates(connection, table, row, unique=("code", "effective_from"))
             stored = connection.execute(
                 sa.select(table.c.price_cents, table.c.currency)
                 .where(table.c.code == row["code"], table.c.effective_from == row["effective_from"])
@@ -71,11 +57,11 @@ class FeeScheduleLoader(DependencyProvider):
     starts; ``BILLING.FEE_SCHEDULE_PATH`` points at another file."""
 
     def setup(self):
-        section = billing_section(self.container.config)
-        path = Path(section.get("FEE_SCHEDULE_PATH") or DEFAULT_FEE_SCHEDULE)
+        billing = section(self.container.config, "BILLING")
+        path = Path(billing.get("FEE_SCHEDULE_PATH") or DEFAULT_FEE_SCHEDULE)
         with open(path) as stream:
             self.rows = domain.validate_fee_schedule(yaml.safe_load(stream))
-        currency = domain.BillingRules.from_config(section).currency
+        currency = domain.BillingRules.from_config(billing).currency
         if any(row["currency"] != currency for row in self.rows):
             raise ValueError(f"the fee schedule {path.name} is not in the clinic's currency {currency}")
 
@@ -89,15 +75,3 @@ class FeeScheduleLoader(DependencyProvider):
             engine.dispose()
         if added:
             log.info("fee schedule: %d new price(s) loaded", added)
-
-
-class BillingTimer(ConfiguredTimer):
-    """A timer whose interval is ``BILLING.<config_key>`` (seconds)."""
-
-    def setup(self):
-        seconds = billing_section(self.container.config).get(self.config_key)
-        if seconds:
-            self.interval = float(seconds)
-
-
-billing_timer = BillingTimer.decorator

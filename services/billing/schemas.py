@@ -6,10 +6,12 @@ import re
 from datetime import date, datetime, timezone
 from typing import Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from common.events import iso
 from common.validation import Schema, require_offset
+from services.billing.models import Payment, Refund
 
 # A card number must never be stored; a processor's reference never looks like one.
 CARD_NUMBER = re.compile(r"^[\d\s-]{13,23}$")
@@ -244,6 +246,15 @@ def invoice_view(invoice, payments=(), refunds=()) -> dict:
     }
 
 
+def invoice_detail(session, invoice) -> dict:
+    """``invoice_view`` with the payments and refunds stored against it."""
+    payments = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.invoice_id)
+                               .order_by(Payment.received_at, Payment.payment_id)).scalars().all()
+    refunds = session.execute(sa.select(Refund).where(Refund.invoice_id == invoice.invoice_id)
+                              .order_by(Refund.issued_at)).scalars().all()
+    return invoice_view(invoice, payments, refunds)
+
+
 def package_view(package) -> dict:
     return {
         "package_id": package.package_id, "patient_id": package.patient_id, "code": package.code,
@@ -254,6 +265,13 @@ def package_view(package) -> dict:
         "sold_at": iso(package.sold_at), "refunded_cents": package.refunded_cents,
         "refunded_at": iso(package.refunded_at),
     }
+
+
+def package_detail(package, uses) -> dict:
+    """``package_view`` with the sessions it has covered."""
+    return {**package_view(package),
+            "uses": [{"session_id": use.session_id, "date_of_service": use.date_of_service.isoformat()}
+                     for use in uses]}
 
 
 def fee_view(price) -> dict:

@@ -157,6 +157,7 @@ class ScreeningRules:
     max_diastolic: int = 100
     bmi_airway_limit: float = 35.0
     recent_mi_weeks: int = 6
+    pcl5_cutoff: int = DEFAULT_PCL5_CUTOFF
 
     @classmethod
     def from_config(cls, section: dict) -> "ScreeningRules":
@@ -165,6 +166,7 @@ class ScreeningRules:
             max_diastolic=int(section.get("HYPERTENSION_DIASTOLIC", cls.max_diastolic)),
             bmi_airway_limit=float(section.get("BMI_AIRWAY_LIMIT", cls.bmi_airway_limit)),
             recent_mi_weeks=int(section.get("RECENT_MI_WEEKS", cls.recent_mi_weeks)),
+            pcl5_cutoff=int(section.get("PCL5_PROBABLE_PTSD_CUTOFF", cls.pcl5_cutoff)),
         )
 
 

@@ -11,8 +11,8 @@ from common import idempotency
 from common.errors import NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import rpc
-from common.service import ClinicService
-from common.validation import paging, parse
+from common.service import ClinicService, ConfigSection
+from common.validation import paging, parse, require_id
 from services.intake import domain, fhir, schemas
 from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
@@ -25,6 +25,8 @@ from services.intake.schemas import (
 
 class IntakeService(ClinicService):
     name = "intake"
+
+    rules = ConfigSection("INTAKE", domain.ScreeningRules.from_config)
 
     # ---------------------------------------------------------------- patients
 
@@ -180,7 +182,7 @@ class IntakeService(ClinicService):
         given = parse(schemas.QuestionnaireInput, response)
         score = domain.score_questionnaire(
             given.instrument, given.answers,
-            pcl5_cutoff=int(self._rules_config().get("PCL5_PROBABLE_PTSD_CUTOFF", domain.DEFAULT_PCL5_CUTOFF)),
+            pcl5_cutoff=self.rules.pcl5_cutoff,
         )
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "submit_questionnaire", idempotency_key, patient_id, given)
@@ -237,7 +239,6 @@ class IntakeService(ClinicService):
     @rpc
     def screen_patient(self, patient_id, screening):
         vitals = parse(schemas.ScreeningInput, screening)
-        rules = domain.ScreeningRules.from_config(self._rules_config())
         with self.db.unit_of_work() as uow:
             record = self._patient(uow.session, patient_id)
             case = record.intake
@@ -250,7 +251,7 @@ class IntakeService(ClinicService):
                 ketamine_hypersensitivity=history.ketamine_hypersensitivity,
                 pregnant=history.pregnant, last_myocardial_infarction=history.last_myocardial_infarction,
                 weight_kg=record.weight_kg, height_cm=record.height_cm,
-            ), rules)
+            ), self.rules)
             reasons = [{"code": r.code, "severity": r.severity, "message": r.message} for r in result.reasons]
             entry = Screening(patient_number=record.number, systolic=vitals.systolic, diastolic=vitals.diastolic,
                               outcome=result.outcome.value, reasons=reasons, screened_by=self.db.actor)
@@ -336,10 +337,8 @@ class IntakeService(ClinicService):
     # ----------------------------------------------------------------- helpers
 
     def _patient(self, session, patient_id) -> Patient:
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a string"}])
-        record = session.execute(sa.select(Patient).where(Patient.patient_id == patient_id)).unique().scalar_one_or_none()
+        record = session.execute(sa.select(Patient).where(Patient.patient_id == require_id(patient_id, "patient_id"))
+                                 ).unique().scalar_one_or_none()
         if record is None:
             raise NotFound(f"no patient {patient_id}")
         return record
@@ -390,6 +389,3 @@ class IntakeService(ClinicService):
         case.decided_by = clinician
         case.decided_at = utcnow()
         case.decision_reason = reason
-
-    def _rules_config(self) -> dict:
-        return dict(self.config.get("INTAKE") or {})

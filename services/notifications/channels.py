@@ -21,6 +21,7 @@ from email.utils import formataddr, formatdate
 import httpx
 from nameko.extensions import DependencyProvider
 
+from common.config import section
 from services.notifications.domain import DEFAULT_DISPLAY_NAME, Outcome
 
 SIGNATURE_HEADER = "X-Clinic-Signature"
@@ -214,7 +215,7 @@ class Channels(DependencyProvider):
     ``NOTIFICATIONS`` configuration section."""
 
     def setup(self):
-        self.settings = ChannelSettings.from_config(self.container.config.get("NOTIFICATIONS") or {})
+        self.settings = ChannelSettings.from_config(section(self.container.config, "NOTIFICATIONS"))
 
     def get_dependency(self, worker_ctx):
         return Sender(self.settings)

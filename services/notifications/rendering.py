@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from common.money import money
 from services.notifications.domain import DEFAULT_TIME_ZONE, Channel, Kind
 from services.notifications.schemas import parse_instant
 
@@ -55,16 +56,6 @@ ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
 class Rendered:
     body: str
     subject: str | None = None
-
-
-def money(cents: int | None, currency: str | None) -> str:
-    if cents is None:
-        return ""
-    sign = "-" if cents < 0 else ""
-    cents = abs(int(cents))
-    symbol = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£"}.get((currency or "").upper())
-    amount = f"{cents // 100:,}.{cents % 100:02d}"
-    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency or ''}".strip()
 
 
 def _local(value, zone: str) -> datetime | None:

@@ -15,16 +15,15 @@ from datetime import datetime, timedelta
 
 import eventlet
 import sqlalchemy as sa
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
-from sqlalchemy.dialects import postgresql, sqlite
 
-from common.errors import Conflict, NotFound, ValidationFailed
+from common.database import insert_ignoring_duplicates
+from common.errors import Conflict, NotFound
 from common.events import iso, utcnow
 from common.handlers import consumes, rpc
 from common.observability import record_notification
-from common.service import ClinicService, ConfiguredTimer
-from common.validation import paging, parse
+from common.service import ClinicService, ConfigSection, configured_timer
+from common.validation import paging, parse, require_id
 from services.notifications import domain, fhir, rendering, schemas
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
@@ -34,19 +33,6 @@ from services.notifications.schemas import parse_instant
 log = logging.getLogger(__name__)
 
 URGENT_SWEEP_SECONDS = 0.25
-
-
-class SchedulerTimer(ConfiguredTimer):
-    """The delivery sweep; its interval is ``NOTIFICATIONS.SCHEDULER_INTERVAL``."""
-
-    def setup(self):
-        section = self.container.config.get("NOTIFICATIONS") or {}
-        if section.get("SCHEDULER_INTERVAL"):
-            self.interval = float(section["SCHEDULER_INTERVAL"])
-        super().setup()
-
-
-scheduler_timer = SchedulerTimer.decorator
 
 
 @dataclass(frozen=True)
@@ -92,17 +78,11 @@ def warn_if_patient_facing_text_discloses_treatment(section: dict) -> None:
                         "set a neutral CLINIC_DISPLAY_NAME / sender", key, value, ", ".join(words))
 
 
-class NotificationSettings(DependencyProvider):
-    """``self.settings``: the NOTIFICATIONS section read once at start, so a
-    bad value stops the service at once instead of failing each message."""
-
-    def setup(self):
-        section = self.container.config.get("NOTIFICATIONS") or {}
-        self.settings = Settings.from_config(section)
-        warn_if_patient_facing_text_discloses_treatment(section)
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
+def settings_at_start(section: dict) -> Settings:
+    """The NOTIFICATIONS section as the service reads it once at start
+    (ConfigSection), with the warning said then."""
+    warn_if_patient_facing_text_discloses_treatment(section)
+    return Settings.from_config(section)
 
 
 @dataclass(frozen=True)
@@ -119,7 +99,7 @@ class NotificationsService(ClinicService):
     name = "notifications"
 
     channels = Channels()
-    settings = NotificationSettings()
+    settings = ConfigSection("NOTIFICATIONS", settings_at_start)
 
     # ------------------------------------------------------------ read models
 
@@ -290,7 +270,7 @@ class NotificationsService(ClinicService):
 
     # ------------------------------------------------------------ delivery
 
-    @scheduler_timer(interval=1)
+    @configured_timer(interval=1, config_key="SCHEDULER_INTERVAL", section="NOTIFICATIONS")
     def deliver_due(self):
         """Claims due messages (skipping rows another replica holds) and
         sends them a few at a time; only due rows are read."""
@@ -528,10 +508,8 @@ class NotificationsService(ClinicService):
         """The messages sent (or owed) to a patient, oldest first, as a FHIR
         R4 Bundle (collection) of Communication resources, without any
         message body. Paged by ``limit`` (1-100) and ``offset``."""
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
-        page = parse(schemas.MessageQuery, {"patient_id": patient_id, "limit": limit, "offset": offset})
+        page = parse(schemas.MessageQuery, {"patient_id": require_id(patient_id, "patient_id"), "limit": limit,
+                                            "offset": offset})
         to_patient = sa.select(Message).where(
             Message.patient_id == page.patient_id, Message.recipient == "patient",
             Message.channel.in_([c.value for c in domain.PATIENT_CHANNELS]))
@@ -549,11 +527,8 @@ class NotificationsService(ClinicService):
     @rpc
     def list_record_access(self, patient_id, limit=100, offset=0):
         """Who read or changed the patient's messages and preferences, newest first."""
-        if not isinstance(patient_id, str) or not patient_id:
-            raise ValidationFailed("patient_id must be a non-empty string",
-                                   [{"field": "patient_id", "message": "must be a non-empty string"}])
         with self.db.read() as session:
-            return RecordAccess.trail(session, patient_id, *paging(limit, offset))
+            return RecordAccess.trail(session, require_id(patient_id, "patient_id"), *paging(limit, offset))
 
     # ------------------------------------------------------------ helpers
 
@@ -577,7 +552,7 @@ class NotificationsService(ClinicService):
         # Two first events about one patient (registration and a consent)
         # may race here: the insert that loses simply does nothing, and the
         # lock then orders the two updates.
-        _insert_unless_exists(uow.session, Recipient.__table__, "patient_id", dict(
+        insert_ignoring_duplicates(uow.session, Recipient.__table__, unique="patient_id", values=dict(
             patient_id=patient_id, email_consent=False, sms_consent=False, email_enabled=True, sms_enabled=True,
             updated_at=utcnow()))
         return uow.session.get(Recipient, patient_id, with_for_update=True, populate_existing=True)
@@ -605,7 +580,7 @@ class NotificationsService(ClinicService):
             status=status.value, due_at=due_at, attempts=0, source_event_id=event.event_id,
             created_at=utcnow(), updated_at=utcnow(),
         )
-        if not _insert_unless_exists(uow.session, Message.__table__, "dedupe_key", values):
+        if not insert_ignoring_duplicates(uow.session, Message.__table__, values, unique="dedupe_key"):
             return False
         uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
                                          detail=detail or f"due {iso(due_at)}"))
@@ -721,14 +696,6 @@ def due_messages(now: datetime, limit: int, urgent_only: bool = False) -> sa.Sel
         .with_for_update(skip_locked=True)
     )
     return query.where(Message.urgent.is_(True)) if urgent_only else query
-
-
-def _insert_unless_exists(session, table: sa.Table, unique_column: str, values: dict) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): the database,
-    not a prior SELECT, decides who was first. True if the row is new."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique_column]))
-    return result.rowcount == 1
 
 
 def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:

@@ -15,8 +15,8 @@ from common import idempotency
 from common.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
-from common.service import ClinicService
-from common.validation import parse
+from common.service import ClinicService, ConfigSection
+from common.validation import paging, parse, require_id
 from services.sessions import domain, fhir, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
@@ -40,6 +40,8 @@ CHARTING_WINDOW = timedelta(hours=12)
 
 class SessionsService(ClinicService):
     name = "sessions"
+
+    rules = ConfigSection("SESSIONS", domain.Rules.from_config)
 
     # -------------------------------------------------------------- resources
 
@@ -342,7 +344,7 @@ class SessionsService(ClinicService):
         query = sa.select(Appointment).where(Appointment.starts_at >= start, Appointment.starts_at < end)
         if not include_cancelled:
             query = query.where(Appointment.status != AppointmentStatus.CANCELLED.value)
-        limit, offset = page(limit, offset)
+        limit, offset = paging(limit, offset, most=200)
         with self.db.read() as session:
             total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
             rows = session.execute(query.order_by(Appointment.starts_at, Appointment.appointment_id)
@@ -660,7 +662,7 @@ class SessionsService(ClinicService):
         query = sa.select(MonitoringForm)
         if overdue_only:
             query = query.where(MonitoringForm.submitted_at.is_(None), MonitoringForm.due_on < today)
-        limit, offset = page(limit, offset)
+        limit, offset = paging(limit, offset, most=200)
         with self.db.read() as session:
             total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
             rows = session.execute(query.order_by(MonitoringForm.due_on, MonitoringForm.form_id)
@@ -705,14 +707,14 @@ class SessionsService(ClinicService):
     @rpc
     def list_record_access(self, patient_id, limit=100, offset=0):
         """Who read or changed the patient's treatment record, newest first."""
-        limit, offset = page(limit, offset)
+        limit, offset = paging(limit, offset, most=200)
         with self.db.read() as session:
             return RecordAccess.trail(session, require_id(patient_id, "patient_id"), limit, offset)
 
     # ----------------------------------------------------------------- helpers
 
     def _rules(self) -> domain.Rules:
-        return domain.Rules.from_config(self.config.get("SESSIONS") or {})
+        return self.rules
 
     def _require_clinician(self, what: str) -> str:
         """Plans, doses, discharge and signatures are a clinician's; the
@@ -1038,12 +1040,6 @@ def actor_role(actor: str | None) -> str | None:
     return actor.rsplit("(", 1)[1][:-1].strip()
 
 
-def require_id(value, field_name: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 36:
-        raise field_error(field_name, "must be an id string")
-    return value
-
-
 def parse_day(value) -> date:
     if isinstance(value, date):
         return value
@@ -1051,16 +1047,6 @@ def parse_day(value) -> date:
         return date.fromisoformat(str(value))
     except ValueError:
         raise field_error("date", "must be a date such as 2026-11-24") from None
-
-
-def page(limit, offset) -> tuple[int, int]:
-    try:
-        limit, offset = int(limit), int(offset)
-    except (TypeError, ValueError):
-        raise field_error("limit", "limit and offset must be whole numbers") from None
-    if not 1 <= limit <= 200 or offset < 0:
-        raise field_error("limit", "limit must be 1–200 and offset 0 or more")
-    return limit, offset
 
 
 def not_future(moment: datetime | None, field_name: str) -> datetime:
