@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 from nameko.events import SERVICE_POOL, EventHandler
-from nameko.messaging import QueueConsumer
-from nameko.rpc import Rpc, RpcConsumer
+from nameko.rpc import Rpc
+
+from common.broker import AnsweringRpcConsumer, SteadyQueueConsumer
 
 DEAD_LETTER_QUEUE = "clinic.dead-letters"
 
@@ -70,7 +71,7 @@ def dead_letter_queue_for(config=None) -> Queue:
                  queue_arguments=type_arguments(config or {}))
 
 
-class ClinicQueueConsumer(QueueConsumer):
+class ClinicQueueConsumer(SteadyQueueConsumer):
     """nameko's queue consumer, shared by the clinic's event handlers and
     RPC entrypoints of one service."""
 
@@ -98,7 +99,7 @@ class ClinicEventHandler(EventHandler):
                                           **consumer_queue_arguments(self.container.config)}
 
 
-class ClinicRpcConsumer(RpcConsumer):
+class ClinicRpcConsumer(AnsweringRpcConsumer):
     queue_consumer = ClinicQueueConsumer()
 
     def setup(self):

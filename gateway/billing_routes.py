@@ -3,7 +3,7 @@ packages, balances and superbills. Payment and refund POSTs honour an
 ``Idempotency-Key`` header: a retried request is answered as the first was."""
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy
+from common.broker import RpcProxy
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import eventlet
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
+from common.broker import RpcProxy
 
 from gateway.http import api, fhir_json, page_args, signed_by
 from services.intake import schemas

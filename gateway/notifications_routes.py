@@ -2,7 +2,7 @@
 patient's channel preferences, and the FHIR export of a patient's messages."""
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy
+from common.broker import RpcProxy
 
 from gateway.http import api, fhir_json, page_args, query_int
 from services.notifications import schemas

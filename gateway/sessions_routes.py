@@ -1,7 +1,7 @@
 """Sessions routes: plans, scheduling, the day view, session records, REMS forms."""
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy
+from common.broker import RpcProxy
 
 from common.errors import ValidationFailed
 from gateway.http import api, fhir_json, idempotency_key, page_args
