@@ -42,6 +42,7 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_MET
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
+from nameko.utils import sanitize_url
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ class SteadyQueueConsumer(QueueConsumer):
             super().run(*args, **kwargs)
         except ConsumerStopping:
             pass
+
+    def on_connection_error(self, exc, interval):
+        # nameko's own line would redact only the first password of an
+        # AMQP_URI that names several nodes.
+        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.",
+                    redacted(self.amqp_uri), exc, interval)
 
     def ack_message(self, message):
         self._settle(message, "ack")
@@ -146,6 +153,12 @@ class Answers:
                 self.entries.popitem(last=False)
             else:
                 break
+
+
+def redacted(amqp_uri: str) -> str:
+    """An AMQP_URI fit for a log line: every node's password hidden (the
+    URI may name several nodes, separated by ``;``)."""
+    return ";".join(sanitize_url(part) for part in amqp_uri.split(";"))
 
 
 def request_key(message) -> tuple[str, str] | None:

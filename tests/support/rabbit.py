@@ -95,8 +95,13 @@ class RabbitNode:
     # ------------------------------------------------------------- control
 
     def start(self, timeout: float = START_TIMEOUT) -> "RabbitNode":
-        if self.running:
-            return self
+        if not self.running:
+            self.launch()
+            self.wait_until_up(timeout)
+        return self
+
+    def launch(self) -> "RabbitNode":
+        """Start the server without waiting for it (see ``wait_until_up``)."""
         self.pid_file.unlink(missing_ok=True)
         self.starts += 1
         output = open(self.dir / f"server-{self.starts}.out", "wb")
@@ -108,7 +113,6 @@ class RabbitNode:
             start_new_session=True,
         )
         output.close()
-        self.wait_until_up(timeout)
         return self
 
     def wait_until_up(self, timeout: float = START_TIMEOUT) -> None:
@@ -220,9 +224,18 @@ class RabbitCluster:
         return self.nodes[0]
 
     def start(self) -> "RabbitCluster":
+        for node in self.nodes:  # side by side, then each is waited for
+            if not node.running:
+                node.launch()
         for node in self.nodes:
-            node.start()
+            node.wait_until_up()
         return self
+
+    def failover_uri(self, first: "RabbitNode | None" = None) -> str:
+        """An ``AMQP_URI`` naming every node (kombu's ``;`` list): a client
+        connects to the first that answers and moves on when it fails."""
+        ordered = sorted(self.nodes, key=lambda node: node is not (first or self.first))
+        return ";".join(node.amqp_uri for node in ordered)
 
     def form(self) -> "RabbitCluster":
         """Start every node and join the others to the first."""

@@ -3,7 +3,7 @@ the broker hands back after a restart is answered again, not run again."""
 import sys
 from types import SimpleNamespace
 
-from common.broker import Answers, Reply, request_key
+from common.broker import Answers, Reply, redacted, request_key
 from common.errors import NotFound
 
 
@@ -43,3 +43,9 @@ def test_answers_are_forgotten_by_age_and_number_but_never_while_running():
     answers.begin(("c", "1"))
     answers.begin(("c", "2"))
     assert answers.get(("c", "1")) is not None
+
+
+def test_no_node_password_of_a_cluster_uri_reaches_a_log_line():
+    uri = "amqp://clinic:secret-1@rabbit-1:5672/clinic;amqp://clinic:secret-2@rabbit-2:5672/clinic"
+    assert "secret" not in redacted(uri)
+    assert "rabbit-1:5672" in redacted(uri) and "rabbit-2:5672" in redacted(uri)

@@ -1,0 +1,86 @@
+"""Issue 10.7: the clinic on a three-node RabbitMQ cluster with quorum
+queues. A burst of session completions flows to billing; halfway through,
+the node leading billing's ``session.completed`` queue is killed. The queue
+elects a new leader on a surviving node, billing moves its connection there
+(AMQP_URI names every node), and every session is charged exactly once."""
+from __future__ import annotations
+
+import time
+
+import eventlet
+import pytest
+import sqlalchemy as sa
+
+from common.events import envelope
+from common.handlers import handler_queue_name
+from common.outbox import EventPublisher
+from tests.support.billing import completed_session, new_id
+from tests.support.ops import wait_until
+
+SESSIONS = 200
+KILL_AFTER = 80
+BILLING_QUEUE = handler_queue_name("sessions", "session.completed", "billing", "on_session_completed")
+
+
+def publish_until_confirmed(publisher: EventPublisher, body: dict, timeout: float = 60.0) -> None:
+    """What the sessions outbox relay does: publish with confirms, and try
+    again (on whichever node answers) until the broker confirms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            publisher.publish(body["type"], body)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            eventlet.sleep(0.5)
+
+
+def queue_type_of(node, queue: str) -> str:
+    answer = node.ctl("list_queues", "--no-table-headers", "--quiet", "name", "type")
+    return dict(line.split()[:2] for line in answer.stdout.splitlines() if line.strip()).get(queue, "")
+
+
+@pytest.mark.timeout(300)
+def test_a_burst_survives_the_loss_of_the_node_leading_billings_queue(
+        rabbit_cluster_factory, clinic_processes, clean_databases):
+    cluster = rabbit_cluster_factory(3).form()
+    clinic = clinic_processes(cluster.failover_uri(), ["billing"], QUEUE_TYPE="quorum")
+    billing_pid = clinic.pids()["billing"]
+    leader = cluster.queue_leader(BILLING_QUEUE)
+    assert queue_type_of(leader, BILLING_QUEUE) == "quorum"
+
+    # The producer talks to the cluster through another node first, as a
+    # second sessions replica behind a load balancer would.
+    survivor = next(node for node in cluster.nodes if node is not leader)
+    publisher = EventPublisher(cluster.failover_uri(first=survivor), "sessions")
+    bodies = [envelope("session.completed", completed_session(new_id()), producer="sessions")
+              for _ in range(SESSIONS)]
+    for number, body in enumerate(bodies):
+        if number == KILL_AFTER:
+            leader.kill()
+        publish_until_confirmed(publisher, body)
+
+    engine = clean_databases.engine("billing")
+
+    def charged_sessions() -> int:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT count(DISTINCT session_id) FROM charges")).scalar_one()
+
+    wait_until(lambda: charged_sessions() >= SESSIONS, timeout=120, message="every session charged")
+    eventlet.sleep(2)  # anything redelivered late would show up as a second charge
+    with engine.connect() as connection:
+        per_session = connection.execute(sa.text(
+            "SELECT session_id, array_agg(code ORDER BY code) FROM charges GROUP BY session_id")).all()
+        handled = connection.execute(sa.text(
+            "SELECT count(*) FROM processed_events WHERE handler = 'billing.on_session_completed'")).scalar_one()
+    assert {row[0] for row in per_session} == {body["data"]["session_id"] for body in bodies}
+    assert all(codes == ["96365", "J3490"] for _, codes in per_session)
+    assert handled == SESSIONS
+
+    new_leader = cluster.queue_leader(BILLING_QUEUE)
+    assert new_leader is not leader and new_leader.running
+    assert clinic.exited() == {} and clinic.pids()["billing"] == billing_pid, clinic.outputs()
+    # It said it lost the broker, without the password of any node.
+    output = clinic["billing"].output()
+    assert "Error connecting to broker" in output and ":guest@" not in output
