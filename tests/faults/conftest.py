@@ -8,13 +8,12 @@ import pytest
 from tests.support.clinic import ClinicProcesses
 from tests.support.rabbit import RabbitCluster, rabbitmq_available
 
-pytestmark = pytest.mark.skipif(not rabbitmq_available(), reason="rabbitmq-server is not installed")
-
-
 @pytest.fixture
 def rabbit_cluster_factory(tmp_path_factory):
     """``make(size)``: a cluster of ``size`` nodes (not started). Every node
     is stopped at teardown, whatever the test did to it."""
+    if not rabbitmq_available():
+        pytest.skip("rabbitmq-server is not installed (Debian: apt-get install rabbitmq-server)")
     made: list[RabbitCluster] = []
 
     def make(size: int = 1) -> RabbitCluster:

@@ -5,12 +5,19 @@ elects a new leader on a surviving node, billing moves its connection there
 (AMQP_URI names every node), and every session is charged exactly once."""
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import eventlet
 import pytest
 import sqlalchemy as sa
+import yaml
 
+from common.config import PROJECT_ROOT
 from common.events import envelope
 from common.handlers import handler_queue_name
 from common.outbox import EventPublisher
@@ -84,3 +91,53 @@ def test_a_burst_survives_the_loss_of_the_node_leading_billings_queue(
     # It said it lost the broker, without the password of any node.
     output = clinic["billing"].output()
     assert "Error connecting to broker" in output and ":guest@" not in output
+
+
+DOCKER_COMPOSE = shutil.which("docker-compose")
+CLUSTER_COMPOSE_FILE = PROJECT_ROOT / "docker-compose.cluster.yml"
+CLUSTER_CONF = PROJECT_ROOT / "docker" / "rabbitmq" / "cluster.conf"
+CLINIC_CONTAINERS = ["intake", "sessions", "billing", "notifications", "gateway"]
+
+
+def merged_compose(env_file: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DOCKER_COMPOSE, "--project-directory", str(PROJECT_ROOT), "-f", str(PROJECT_ROOT / "docker-compose.yml"),
+         "-f", str(CLUSTER_COMPOSE_FILE), "--env-file", str(env_file), "config"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="the docker-compose binary is not installed")
+def test_the_cluster_compose_file_runs_three_clustered_nodes_and_every_service_knows_them_all():
+    result = merged_compose(PROJECT_ROOT / ".env.example")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    nodes = sorted(name for name in services if name.startswith("rabbitmq"))
+    assert nodes == ["rabbitmq", "rabbitmq-2", "rabbitmq-3"]
+
+    # The nodes the config file clusters are these containers' node names.
+    listed = set(re.findall(r"^cluster_formation\.classic_config\.nodes\.\d+ = (\S+)$", CLUSTER_CONF.read_text(), re.M))
+    assert listed == {f"rabbit@{services[node]['hostname']}" for node in nodes}
+    cookies = {services[node]["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] for node in nodes}
+    assert len(cookies) == 1
+    for node in nodes:
+        mounts = [volume if isinstance(volume, str) else f"{volume['source']}:{volume['target']}"
+                  for volume in services[node]["volumes"]]
+        assert any(mount.endswith(":/etc/rabbitmq/conf.d/20-cluster.conf:ro") or
+                   mount.endswith(":/etc/rabbitmq/conf.d/20-cluster.conf") for mount in mounts), mounts
+    data = [next(v for v in services[node]["volumes"] if "/var/lib/rabbitmq" in str(v)) for node in nodes]
+    assert len({str(volume) for volume in data}) == 3  # a data volume each
+
+    for container in CLINIC_CONTAINERS:
+        environment = services[container]["environment"]
+        hosts = [urlsplit(uri).hostname for uri in environment["AMQP_URI"].split(";")]
+        assert hosts == nodes, container
+        assert environment["QUEUE_TYPE"] == "quorum"
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="the docker-compose binary is not installed")
+def test_the_cluster_compose_file_refuses_to_start_without_the_erlang_cookie(tmp_path):
+    env_file = tmp_path / "no-cookie.env"
+    env_file.write_text("\n".join(line for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
+                                  if not line.startswith("RABBITMQ_ERLANG_COOKIE")))
+    result = merged_compose(env_file)
+    assert result.returncode != 0 and "RABBITMQ_ERLANG_COOKIE" in result.stderr
