@@ -69,8 +69,8 @@ class SteadyQueueConsumer(QueueConsumer):
     """nameko's queue consumer, minus the kill when an ack or requeue finds
     the connection gone (the broker has already taken the message back and
     delivers it again), reconnecting at least every few seconds rather than
-    backing off to kombu's 30, and able to give up reconnecting when the
-    service is killed (nameko's waits for the broker for ever)."""
+    backing off to kombu's 30, and able to stop or be killed while the
+    broker is away (nameko's waits for the broker for ever)."""
 
     @contextmanager
     def establish_connection(self):
@@ -78,10 +78,22 @@ class SteadyQueueConsumer(QueueConsumer):
             connection.ensure_connection(
                 self.on_connection_error, self.connect_max_retries,
                 interval_start=1, interval_step=1, interval_max=RECONNECT_INTERVAL_MAX,
-                callback=self._give_up_if_stopping)
+                callback=self._while_disconnected)
             yield connection
 
-    def _give_up_if_stopping(self):
+    def _while_disconnected(self):
+        """Called about every second while the broker is away. nameko lets
+        an entrypoint stop only once its consumer is cancelled on the
+        broker, so a service told to stop during an outage would wait for
+        the broker; its consumers died with the connection, so they are let
+        go at once, and the consumer gives up when none is left."""
+        if self._pending_remove_providers:
+            for provider, removed in list(self._pending_remove_providers.items()):
+                self._pending_remove_providers.pop(provider, None)
+                self._consumers.pop(provider, None)
+                removed.send()
+            if not self._consumers:
+                self.should_stop = True
         if self.should_stop:
             raise ConsumerStopping()
 

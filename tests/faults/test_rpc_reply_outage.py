@@ -136,3 +136,15 @@ def test_a_broker_crash_while_a_worker_answers_leaves_the_service_running(rabbit
     with ServiceRpcProxy("clerk", {"AMQP_URI": rabbit_node.amqp_uri}, timeout=30) as clerk:
         assert clerk.ping() == "pong"
     assert not container._died.ready()
+
+
+def test_a_service_asked_to_stop_while_the_broker_is_away_stops(rabbit_node, container_factory):
+    # `docker stop` or Ctrl-C during an outage: the consumers' connection is
+    # already gone, so there is nothing to cancel on the broker and nothing
+    # to wait for.
+    container = container_factory(Clerk, {"AMQP_URI": rabbit_node.amqp_uri})
+    container.start()
+    rabbit_node.stop()
+    eventlet.sleep(2)
+    with eventlet.Timeout(30, AssertionError("the service did not stop without its broker")):
+        container.stop()
