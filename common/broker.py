@@ -274,7 +274,19 @@ class AnsweringRpcConsumer(RpcConsumer):
 
 
 class SteadyReplyListener(ReplyListener):
+    """nameko's reply listener on the steady consumer, with a reply queue
+    that is not durable. A durable classic queue lives on one node of a
+    cluster and cannot be declared again while that node is down (NOT_FOUND,
+    "home node ... is down"), which would leave the caller without replies
+    until the node returns; a transient one is dropped with its node and
+    made again on whichever node the caller reconnects to. Replies in
+    flight at that moment are lost either way: the caller times out."""
+
     queue_consumer = SteadyQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
 
 
 class RpcProxy(NamekoRpcProxy):
