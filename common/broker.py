@@ -12,15 +12,21 @@ upgrade, a node restart, a crash); what nameko does next is not needed:
 - so an acknowledgement that cannot be sent can simply be dropped, and a
   reply that cannot be published can wait for the request to come back.
 
-``SteadyQueueConsumer`` drops acks and requeues the broker made moot.
-``AnsweringRpcConsumer`` publishes a reply once (with a short retry) and,
+``SteadyQueueConsumer`` drops acks and requeues the broker made moot, tries
+the broker again at least every few seconds, and lets the service stop
+while the broker is away. ``AnsweringRpcConsumer`` publishes a reply once (with a short retry) and,
 when that fails, keeps it: the request is given back by the broker
 (``redelivered``) when it returns, and is then answered from what was kept
 instead of being run a second time, which would register a second patient
 or take a second payment. What is kept is bounded in number and age.
 The caller gets its answer if it is still waiting (the gateway waits 30 s);
 one that gave up meanwhile ignores it. ``RpcProxy`` is nameko's, with a reply
-listener on the steady consumer, for callers such as the gateway.
+listener on the steady consumer and a reply queue that survives the loss of
+a cluster node, for callers such as the gateway.
+
+``AMQP_URI`` may name several nodes of a cluster separated by ``;`` (kombu
+moves on to the next when one fails); ``redacted`` hides every password of
+such a list in log lines.
 
 Events never depended on this: they wait in each service's outbox until the
 relay can publish them (``common.outbox``).
@@ -62,7 +68,7 @@ REQUEUE_PAUSE_SECONDS = 1.0
 
 
 class ConsumerStopping(Exception):
-    """The service is being killed while its consumer waits for the broker."""
+    """The service is stopping while its consumer waits for the broker."""
 
 
 class SteadyQueueConsumer(QueueConsumer):
@@ -128,8 +134,8 @@ class SteadyQueueConsumer(QueueConsumer):
 
 @dataclass
 class Answer:
-    """The outcome of one RPC request, kept until it has surely reached the
-    broker."""
+    """The outcome of one RPC request, kept for a while in case the broker
+    delivers the request again."""
 
     done: Event = field(default_factory=Event)
     reply: "Reply | None" = None
