@@ -33,6 +33,7 @@ COPY --from=build /venv /venv
 WORKDIR /app
 COPY pyproject.toml config.yaml ./
 COPY common ./common
+COPY cli ./cli
 COPY services ./services
 COPY gateway ./gateway
 # Editable, as bin/setup installs it locally: migrations and config.yaml are

@@ -26,13 +26,12 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from common.config import driver_url  # noqa: E402
+from common.rabbitmq import DEFAULT_AMQP_URI, throwaway_vhost  # noqa: E402
 from common.events import envelope, iso  # noqa: E402
 from common.outbox import EventPublisher  # noqa: E402
 from common.migrations import upgrade  # noqa: E402
 
-RABBIT_API = "http://127.0.0.1:15672/api"
 POSTGRES = driver_url("postgresql://postgres@127.0.0.1:5432/postgres")
-AUTH = ("guest", "guest")
 
 
 def free_port():
@@ -51,13 +50,13 @@ def completed_session(number: int) -> dict:
 
 
 def run(events: int, replicas: int) -> dict:
-    vhost = f"bench_{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=AUTH).raise_for_status()
-    httpx.put(f"{RABBIT_API}/permissions/{vhost}/guest", auth=AUTH,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with throwaway_vhost(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), "bench") as amqp_uri:
+        return run_in(amqp_uri, events, replicas)
+
+
+def run_in(amqp_uri: str, events: int, replicas: int) -> dict:
     admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    db_name = f"clinic_bench_{vhost}"
+    db_name = f"clinic_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
     url = POSTGRES.rsplit("/", 1)[0] + "/" + db_name
@@ -69,7 +68,7 @@ def run(events: int, replicas: int) -> dict:
             port = free_port()
             env = {**os.environ, "AMQP_URI": amqp_uri, "BILLING_DATABASE_URL": url, "CLINIC_SKIP_MIGRATE": "1",
                    "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING", "PYTHONWARNINGS": "ignore"}
-            processes.append((subprocess.Popen([sys.executable, "-m", "common.cli", "run", "billing"], env=env,
+            processes.append((subprocess.Popen([sys.executable, "-m", "cli", "run", "billing"], env=env,
                                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port))
         for _, port in processes:
             deadline = time.monotonic() + 60
@@ -111,7 +110,6 @@ def run(events: int, replicas: int) -> dict:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         admin.dispose()
-        httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=AUTH)
 
 
 def main():

@@ -13,6 +13,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -29,13 +30,13 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 
 from common.config import driver_url  # noqa: E402
 from common.migrations import upgrade  # noqa: E402
+from common.rabbitmq import DEFAULT_AMQP_URI, throwaway_vhost  # noqa: E402
 from gateway.service import GatewayService  # noqa: E402
 from services.intake.service import IntakeService  # noqa: E402
 from tests.support.events import EventRecorder  # noqa: E402
 from tests.support.intake import PATIENT  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
-RABBIT_API = "http://127.0.0.1:15672/api"
 POSTGRES = driver_url("postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -51,14 +52,13 @@ def main():
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
     requests = max(1, min(args.requests, 5000))
+    with throwaway_vhost(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), "bench") as amqp_uri:
+        measure(amqp_uri, args, requests)
 
-    vhost = f"bench_{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=("guest", "guest")).raise_for_status()
-    httpx.put(f"{RABBIT_API}/permissions/{vhost}/guest", auth=("guest", "guest"),
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+def measure(amqp_uri, args, requests):
     admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    db_name = f"clinic_bench_{vhost}"
+    db_name = f"clinic_bench_{uuid.uuid4().hex[:8]}"
     if args.sqlite:
         url = f"sqlite:///{tempfile.mkdtemp()}/intake.sqlite3"
     else:
@@ -116,7 +116,6 @@ def main():
         if not args.sqlite:
             with admin.connect() as connection:
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=("guest", "guest"))
 
     ms = [1000 * value for value in latencies]
     print(f"intake registration via gateway ({'SQLite' if args.sqlite else 'PostgreSQL'}, "

@@ -33,7 +33,7 @@ def database_url(config: dict, service_name: str) -> str:
 
 def driver_url(url: str) -> str:
     # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the services use
-    # psycopg2, which psycogreen makes cooperative under eventlet.
+    # psycopg2, which common.database makes cooperative under eventlet.
     for bare in ("postgresql://", "postgres://"):
         if url.startswith(bare):
             return "postgresql+psycopg2://" + url[len(bare):]

@@ -3,29 +3,86 @@ worker a unit of work that commits state and outgoing events together."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
+import eventlet.patcher
+import psycopg2
+import psycopg2.extensions as extensions
 import sqlalchemy as sa
+from eventlet.corolocal import local as eventlet_local
+from eventlet.hubs import trampoline
 from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common import outbox
 from common.config import database_url
+from common.errors import ServiceUnavailable
 from common.events import envelope, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def make_engine(url: str) -> sa.Engine:
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_STATEMENT_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a service waits for its database, in seconds.
+
+    ``connect``: to open a connection (and, for a pooled one, to get it);
+    ``statement``: for one statement, enforced by PostgreSQL itself (and
+    SQLite's busy timeout: how long a statement waits for a lock)."""
+
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    statement: float = DEFAULT_STATEMENT_TIMEOUT
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Timeouts":
+        return cls(
+            connect=float(config.get("DATABASE_CONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT),
+            statement=float(config.get("DATABASE_STATEMENT_TIMEOUT") or DEFAULT_STATEMENT_TIMEOUT),
+        )
+
+    @property
+    def budget(self) -> float:
+        """All the database waiting one RPC call may do, and the longest a
+        connection may stay silent: a server that is alive cancels a
+        statement at ``statement``, the margin lets the cancellation travel
+        back. Callers (the gateway) must wait longer than this, so that a
+        worker has always given up, and rolled back, before its caller is
+        told it failed."""
+        return self.connect + self.statement
+
+
+def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
     # hide_parameters: a database error's text would otherwise carry the
     # statement's values (names, phone numbers) into tracebacks and logs.
+    timeouts = timeouts or Timeouts()
     if url.startswith("postgresql"):
         _make_psycopg2_cooperative()
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
+        connect_args = {
+            # Honoured by libpq when it blocks (outside eventlet); under
+            # eventlet the wait callback below bounds the connect instead.
+            "connect_timeout": max(2, math.ceil(timeouts.connect)),
+            "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
+            # A peer that stops acknowledging (a cut cable) drops the
+            # connection instead of leaving the worker waiting for hours.
+            "tcp_user_timeout": int(timeouts.budget * 1000),
+            "connection_factory": _timed_connection_class(timeouts),
+        }
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                pool_timeout=timeouts.connect, connect_args=connect_args,
+                                hide_parameters=True)
+    engine = sa.create_engine(url, connect_args={"timeout": timeouts.statement, "check_same_thread": False},
+                              hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
@@ -37,17 +94,81 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _timed_connection_class(timeouts: Timeouts):
+    # The wait callback is global to the process; the timeouts travel with
+    # each connection, as attributes of its class (they must be there while
+    # the connection is still being opened).
+    return type("TimedConnection", (extensions.connection,), {"clinic_timeouts": timeouts})
+
+
 def _make_psycopg2_cooperative() -> None:
     # Under eventlet a blocking libpq call would stall every greenthread of
-    # the service; psycogreen makes psycopg2 yield while it waits.
-    try:
-        import eventlet.patcher
-    except ImportError:  # pragma: no cover
-        return
+    # the service; the wait callback makes psycopg2 yield while it waits.
     if eventlet.patcher.is_monkey_patched("socket"):
-        from psycogreen.eventlet import patch_psycopg
+        extensions.set_wait_callback(_wait_cooperatively)
 
-        patch_psycopg()
+
+class DatabaseTimeout(psycopg2.OperationalError):
+    """The database did not answer within the configured timeout. A
+    psycopg2 OperationalError, so SQLAlchemy treats it as any other lost
+    connection: wrapped as ``sqlalchemy.exc.OperationalError``, the
+    connection thrown away."""
+
+
+_worker_deadline = eventlet_local()
+
+
+def _wait_cooperatively(conn) -> None:
+    """psycopg2's wait callback: psycogreen's, with a bound on each wait.
+
+    When it raises, psycopg2 closes the connection, so a statement that was
+    not answered in time can never complete later on it: the server sees the
+    connection go and rolls the transaction back."""
+    timeouts = getattr(conn, "clinic_timeouts", None)
+    if timeouts is None:
+        bound = None  # a connection made elsewhere (tests, tools): no bound
+    elif conn.status == extensions.STATUS_SETUP:
+        bound = timeouts.connect
+    else:
+        bound = timeouts.budget
+    while True:
+        state = conn.poll()
+        if state == extensions.POLL_OK:
+            return
+        wait_for = bound
+        deadline = getattr(_worker_deadline, "at", None)
+        if deadline is not None and timeouts is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseTimeout("the database did not answer in time")
+            wait_for = left if wait_for is None else min(wait_for, left)
+        timeout_exc = DatabaseTimeout("the database did not answer in time")
+        if state == extensions.POLL_READ:
+            trampoline(conn.fileno(), read=True, timeout=wait_for, timeout_exc=timeout_exc)
+        elif state == extensions.POLL_WRITE:
+            trampoline(conn.fileno(), write=True, timeout=wait_for, timeout_exc=timeout_exc)
+        else:  # pragma: no cover
+            raise psycopg2.OperationalError(f"bad state from poll: {state}")
+
+
+@contextmanager
+def _deadline(at: float | None) -> Iterator[None]:
+    previous = getattr(_worker_deadline, "at", None)
+    _worker_deadline.at = at
+    try:
+        yield
+    finally:
+        _worker_deadline.at = previous
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database is unreachable, hung, or gave up (a timeout, a lost
+    connection, a full pool): nothing about the request itself is wrong."""
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, DatabaseTimeout)
 
 
 class UnitOfWork:
@@ -88,16 +209,33 @@ class UnitOfWork:
         return True
 
 
+def _roll_back(session: Session) -> None:
+    # On a connection the database already dropped the rollback fails too;
+    # the error that matters is the one that got us here.
+    try:
+        session.rollback()
+    except Exception:
+        log.debug("rollback failed", exc_info=True)
+
+
 class DuplicateEvent(Exception):
     """Another worker applied the same event first (lost the insert race)."""
 
 
 class ServiceDatabase:
-    """What ``self.db`` is inside a worker."""
+    """What ``self.db`` is inside a worker.
 
-    def __init__(self, provider: "Database", context: dict):
+    In an RPC worker a caller is waiting: the worker's database work has a
+    deadline (``Timeouts.budget`` from the worker's start), and a database
+    that is down, hung or too slow is reported as ``ServiceUnavailable``.
+    Event handlers and timers get the database's own error instead, so that
+    they retry it rather than treat it as a rejection."""
+
+    def __init__(self, provider: "Database", context: dict, caller_waiting: bool = False):
         self._provider = provider
         self._context = context
+        self._caller_waiting = caller_waiting
+        self._deadline_at = time.monotonic() + provider.timeouts.budget if caller_waiting else None
 
     @property
     def correlation_id(self) -> str:
@@ -120,16 +258,25 @@ class ServiceDatabase:
         events just committed (the relay covers a failed publish)."""
         session = self._provider.session_factory()
         uow = UnitOfWork(session, self._provider.service_name, self.correlation_id, self.actor)
+        committing = False
         try:
-            yield uow
-            session.commit()
+            with _deadline(self._deadline_at):
+                yield uow
+                session.flush()
+                if self._deadline_at is not None and time.monotonic() >= self._deadline_at:
+                    # The caller is being told it failed: a COMMIT sent now
+                    # could still land.
+                    raise DatabaseTimeout("the database work took longer than the caller waits")
+                committing = True
+                session.commit()
         except IntegrityError as exc:
-            session.rollback()
+            _roll_back(session)
             if "processed_events" in str(exc.orig).lower() or "processed_events" in str(exc):
                 raise DuplicateEvent() from exc
             raise
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            _roll_back(session)
+            self._raise_unavailable_if_outage(exc, committing)
             raise
         finally:
             session.close()
@@ -139,10 +286,27 @@ class ServiceDatabase:
     def read(self) -> Iterator[Session]:
         session = self._provider.session_factory()
         try:
-            yield session
+            with _deadline(self._deadline_at):
+                yield session
+        except Exception as exc:
+            self._raise_unavailable_if_outage(exc, committing=False)
+            raise
         finally:
-            session.rollback()
+            _roll_back(session)
             session.close()
+
+    def _raise_unavailable_if_outage(self, exc: BaseException, committing: bool) -> None:
+        if not self._caller_waiting or not is_outage(exc):
+            return
+        log.warning("%s: the database is unavailable (%s)", self._provider.service_name, type(exc).__name__)
+        if committing:
+            # The commit was sent and its answer never came: only the
+            # database knows. A retry with the same Idempotency-Key is safe.
+            raise ServiceUnavailable(
+                "the service's database did not confirm the change in time; it may or may not have been "
+                "saved, so check before repeating it") from exc
+        raise ServiceUnavailable(
+            "the service's database is unavailable; nothing was saved, try again shortly") from exc
 
     def publish(self, event_ids: list[str]) -> None:
         try:
@@ -169,7 +333,8 @@ class Database(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.service_name = self.container.service_name
-        self.engine = make_engine(database_url(config, self.service_name))
+        self.timeouts = Timeouts.from_config(config)
+        self.engine = make_engine(database_url(config, self.service_name), self.timeouts)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
 
@@ -183,4 +348,4 @@ class Database(DependencyProvider):
         self.engine.dispose()
 
     def get_dependency(self, worker_ctx):
-        return ServiceDatabase(self, worker_ctx.data)
+        return ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))

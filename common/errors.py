@@ -76,11 +76,24 @@ class Forbidden(ClinicError):
     title = "Forbidden"
 
 
+@deserialize_to_instance
+class ServiceUnavailable(ClinicError):
+    """The service could not reach what it depends on (its database, the
+    broker, another service) in time. Nothing was saved unless the message
+    says it may have been; the caller may try again later (the gateway
+    answers 503 with ``Retry-After``)."""
+
+    code = "service_unavailable"
+    http_status = 503
+    title = "A clinic service is unavailable"
+
+
 # Registered for symmetry so ``Exception`` subclasses above are all rebuilt.
 deserialize_to_instance(ClinicError)
 
 ERRORS_BY_NAME = {
-    cls.__name__: cls for cls in (ClinicError, ValidationFailed, NotFound, Conflict, Forbidden)
+    cls.__name__: cls
+    for cls in (ClinicError, ValidationFailed, NotFound, Conflict, Forbidden, ServiceUnavailable)
 }
 
 

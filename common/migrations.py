@@ -73,6 +73,28 @@ def create_plumbing_tables(op) -> None:
         table.create(bind)
 
 
+def create_idempotency_table(op) -> None:
+    """The shared ``idempotency_keys`` table (see ``common.idempotency``),
+    spelled out here rather than built from the live table so that this
+    migration keeps creating the shape it was written for."""
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.String(200), nullable=False),
+        sa.Column("operation", sa.String(60), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("answer", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "operation", "key"),
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+
+
+def drop_idempotency_table(op) -> None:
+    op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")
+
+
 def drop_plumbing_tables(op) -> None:
     bind = op.get_bind()
     for table in reversed(plumbing_metadata.sorted_tables):

@@ -54,9 +54,10 @@ NOTIFICATION_OUTCOMES = ("sent", "failed", "retrying", "dead", "suppressed")
 # belongs to.
 _current = threading.local()
 
-# Entrypoints that run every second or answer probes: their completion is
-# logged at DEBUG so they do not drown the lines an operator looks for.
-_QUIET_ENTRYPOINTS = {"health", "ready", "metrics"}
+# Entrypoints that run every second or answer probes (the gateway's
+# services_health is /api/v1/health): their completion is logged at DEBUG so
+# they do not drown the lines an operator looks for.
+_QUIET_ENTRYPOINTS = {"health", "ready", "metrics", "services_health"}
 
 log = logging.getLogger("clinic.entrypoint")
 
@@ -137,6 +138,8 @@ def outcome_of(entrypoint, result, exc_info) -> str:
     """``ok``, ``rejected`` (an expected refusal: bad input, an illegal move,
     an HTTP 4xx) or ``error`` (a failure: an unexpected exception, an HTTP 5xx)."""
     if exc_info is not None:
+        if getattr(exc_info[1], "http_status", 0) >= 500:
+            return "error"  # expected, yet a failure: the database was unavailable
         return "rejected" if isinstance(exc_info[1], entrypoint.expected_exceptions or ()) else "error"
     # The gateway answers every failure itself, as problem+json: its status says which.
     status = getattr(result, "status_code", None)

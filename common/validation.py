@@ -1,6 +1,7 @@
 """Turning untrusted input into schema objects, with errors naming the field."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -30,10 +31,49 @@ def parse(model: type[M], payload: Any) -> M:
             f"expected a JSON object for {model.__name__}",
             [{"field": "", "message": "expected an object"}],
         )
+    refuse_control_characters(payload)
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+
+
+# C0 controls but tab, line feed and carriage return (which free text such as
+# a note may hold), DEL, C1 controls, and the UTF-16 surrogates a JSON "\ud800"
+# escape decodes to. PostgreSQL refuses NUL and lone surrogates outright; the
+# rest would reach a record, an SMS or a PDF where no one can see them.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def control_character_errors(value: Any, field: str = "") -> list[dict]:
+    """``{field, message}`` for every string in ``value`` (a JSON-like tree;
+    keys count too) that holds a control character."""
+    if isinstance(value, str):
+        found = CONTROL_CHARACTERS.search(value)
+        if found is None:
+            return []
+        return [{"field": field, "message": f"must not contain control characters (U+{ord(found.group()):04X})"}]
+    errors: list[dict] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else str(key)
+            if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+                errors.append({"field": CONTROL_CHARACTERS.sub("?", name),
+                               "message": "field names must not contain control characters"})
+                continue
+            errors += control_character_errors(item, name)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            errors += control_character_errors(item, f"{field}.{index}" if field else str(index))
+    return errors
+
+
+def refuse_control_characters(value: Any, field: str = "") -> None:
+    """Raise ``ValidationFailed`` naming each text field with a control
+    character; checked before any schema so no rule ever sees one."""
+    errors = control_character_errors(value, field)
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
 
 
 def validation_failed(exc: ValidationError) -> ValidationFailed:

@@ -3,11 +3,10 @@ packages, balances and superbills. Payment and refund POSTs honour an
 ``Idempotency-Key`` header: a retried request is answered as the first was."""
 from __future__ import annotations
 
-from common.broker import RpcProxy
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed
-from gateway.http import api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
 from services.billing import schemas
 
 BILLING = ("billing",)
@@ -16,7 +15,7 @@ BILLING_AND_FRONT_DESK = ("billing", "front_desk")
 
 
 class BillingRoutes:
-    billing = RpcProxy("billing")
+    billing = ServiceRpc("billing")
 
     @api("GET", "/api/v1/fee-schedule", roles=BILLING_AND_FRONT_DESK, summary="Read the fee schedule in force",
          tag="billing", query=(("on_date", "string", "YYYY-MM-DD; today when omitted"),))
@@ -33,9 +32,9 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/patients/{patient_id}/charges", roles=BILLING,
          summary="Add a charge from the fee schedule (e.g. a 99214 visit)", tag="billing",
-         body=schemas.ChargeInput, status=201)
+         body=schemas.ChargeInput, status=201, idempotent=True)
     def add_charge(self, request, user, payload, patient_id):
-        return self.billing.add_charge(patient_id, payload)
+        return self.billing.add_charge(patient_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/charges/{charge_id}/void", roles=BILLING, summary="Void an open charge with a reason",
          tag="billing", body=schemas.VoidInput)
@@ -46,9 +45,9 @@ class BillingRoutes:
 
     @api("POST", "/api/v1/patients/{patient_id}/invoices", roles=BILLING,
          summary="Issue an invoice for the patient's open charges", tag="billing",
-         body=schemas.InvoiceInput, status=201)
+         body=schemas.InvoiceInput, status=201, idempotent=True)
     def issue_invoice(self, request, user, payload, patient_id):
-        return self.billing.issue_invoice(patient_id, payload)
+        return self.billing.issue_invoice(patient_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/invoices", roles=BILLING, summary="List invoices", tag="billing", paginated=True,
          query=(("patient_id", "string", "one patient's invoices"),
@@ -100,9 +99,9 @@ class BillingRoutes:
     # --------------------------------------------------------- packages
 
     @api("POST", "/api/v1/patients/{patient_id}/packages", roles=BILLING, summary="Sell a prepaid package",
-         tag="billing", body=schemas.PackageSale, status=201)
+         tag="billing", body=schemas.PackageSale, status=201, idempotent=True)
     def sell_package(self, request, user, payload, patient_id):
-        return self.billing.sell_package(patient_id, payload)
+        return self.billing.sell_package(patient_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/packages", roles=BILLING_AND_FRONT_DESK,
          summary="List a patient's packages with the sessions remaining", tag="billing")

@@ -5,23 +5,35 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
 import eventlet
-from nameko.exceptions import RemoteError
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError as BrokerUnreachable
+from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ValidationFailed
+from common.broker import RpcProxy
+from common.database import Timeouts
+from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
+from common.validation import control_character_errors
 
 log = logging.getLogger(__name__)
 
 ROLES = ("front_desk", "clinician", "billing", "admin")
 PROBLEM_JSON = "application/problem+json"
-# How long a route waits for the owning service before answering 503.
+# How long a route waits for the owning service before answering 503
+# (GATEWAY_RPC_TIMEOUT). Longer than a service's own database budget
+# (DATABASE_CONNECT_TIMEOUT + DATABASE_STATEMENT_TIMEOUT), so a service that
+# is waiting for its database gives up and rolls back before the caller is
+# told it failed.
 RPC_TIMEOUT_SECONDS = 30
+# Told to a client with every 503: when trying again is worth it.
+RETRY_AFTER_SECONDS = 5
 
 # Every route registered with ``api``; the OpenAPI document is built from it.
 ROUTES: list["RouteSpec"] = []
@@ -58,12 +70,6 @@ class Unauthorized(ClinicError):
     title = "Authentication required"
 
 
-class ServiceUnavailable(ClinicError):
-    code = "service_unavailable"
-    http_status = 503
-    title = "A clinic service did not answer"
-
-
 class MalformedRequest(ClinicError):
     code = "malformed_request"
     http_status = 400
@@ -98,10 +104,21 @@ def parse_tokens(spec) -> dict[str, StaffUser]:
 def problem(status: int, title: str, detail: str, code: str, **extra) -> Response:
     body = {"type": f"https://clinic.invalid/problems/{code}", "title": title,
             "status": status, "detail": detail, "code": code, **extra}
+    return _problem_response(status, body)
+
+
+def _problem_response(status: int, body: dict) -> Response:
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="clinic"'
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+# The broker refused, reset or timed out a connection: the request never
+# reached a service (or its answer could not come back).
+BROKER_FAULTS = (BrokerUnreachable, AmqpConnectionError, ConnectionError, TimeoutError)
 
 
 def problem_from(exc: Exception) -> Response:
@@ -114,12 +131,15 @@ def problem_from(exc: Exception) -> Response:
             log.error("unexpected error from a service: %s", exc.exc_type)
             return problem(502, "A clinic service failed", "the service could not complete the request",
                            "upstream_error")
+    elif isinstance(exc, UnknownService):
+        # No replica is consuming the service's queue (all stopped, or
+        # restarting).
+        exc = ServiceUnavailable(f"the {exc.args[0]} service is not running; try again shortly")
+    elif isinstance(exc, BROKER_FAULTS):
+        log.warning("the message broker is unreachable: %s", type(exc).__name__)
+        exc = ServiceUnavailable("the clinic's message broker is unreachable; try again shortly")
     if isinstance(exc, ClinicError):
-        body = exc.to_problem()
-        response = Response(json.dumps(body), status=exc.http_status, mimetype=PROBLEM_JSON)
-        if exc.http_status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="clinic"'
-        return response
+        return _problem_response(exc.http_status, exc.to_problem())
     log.exception("gateway route failed")
     return problem(500, "Internal error", "the request could not be completed", "internal_error")
 
@@ -164,9 +184,9 @@ IDEMPOTENCY_KEY_MAX = 200
 
 
 def idempotency_key(request) -> str | None:
-    """The client's key on a POST that creates money or appointments: a
-    retried request with the same key gets the first answer back instead of
-    a second payment or booking. The owning service stores it."""
+    """The client's key on a create: a retried request with the same key
+    gets the first answer back instead of a second patient, booking or
+    payment. The owning service stores it (``common.idempotency``)."""
     key = (request.headers.get("Idempotency-Key") or "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",
@@ -174,9 +194,52 @@ def idempotency_key(request) -> str | None:
     return key or None
 
 
+def correlation_id(request) -> str:
+    """The caller's ``X-Correlation-ID`` if it is a plain token (it is
+    stored with every event and audit row), else a new one."""
+    given = (request.headers.get("X-Correlation-ID") or "").strip()[:64]
+    return given if CORRELATION_ID.match(given) else str(uuid.uuid4())
+
+
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+
+def refuse_control_characters_in_url(request, path_params: dict) -> None:
+    """Path segments and query values are text fields too (ids, a search
+    name): a control character in one is a 422 naming it, not a database
+    error."""
+    errors = control_character_errors(path_params)
+    for name, value in request.args.items(multi=True):
+        errors += control_character_errors({name: value})
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
 def signed_by(payload, user: StaffUser, field: str = "clinician"):
     """The decision is the authenticated user's, whatever the body says."""
     return {**payload, field: user.user} if isinstance(payload, dict) else payload
+
+
+def rpc_timeout(config: dict) -> float:
+    return float(config.get("GATEWAY_RPC_TIMEOUT") or RPC_TIMEOUT_SECONDS)
+
+
+class ServiceRpc(RpcProxy):
+    """The gateway's proxy to a clinic service. A request that no replica
+    has taken off the queue while there was still time to answer it expires
+    unread: otherwise a service that was down (or a long backlog) would
+    carry out, minutes later, a registration whose caller was told 503."""
+
+    def setup(self):
+        config = self.container.config
+        # Taken later than this, the service's database budget could outlast
+        # the gateway's wait.
+        unread_for = rpc_timeout(config) - Timeouts.from_config(config).budget
+        if unread_for < 1:
+            log.warning("GATEWAY_RPC_TIMEOUT should exceed DATABASE_CONNECT_TIMEOUT + DATABASE_STATEMENT_TIMEOUT")
+            unread_for = 1
+        self.options.setdefault("expiration", unread_for)
+        super().setup()
 
 
 class RequestContext(DependencyProvider):
@@ -206,10 +269,11 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
-                self.context["correlation_id"] = (
-                    request.headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+                self.context["correlation_id"] = correlation_id(request)
+                refuse_control_characters_in_url(request, path_params)
                 payload = read_json(request) if body is not None else None
-                with eventlet.Timeout(RPC_TIMEOUT_SECONDS, ServiceUnavailable("timed out waiting for the service")):
+                with eventlet.Timeout(rpc_timeout(self.config), ServiceUnavailable("the service did not answer in time; "
+                                                                  "try again shortly")):
                     result = fn(self, request, user, payload, **path_params)
             except Exception as exc:  # every failure answers problem+json
                 return problem_from(exc)

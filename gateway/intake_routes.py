@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import eventlet
 from nameko.exceptions import UnknownService
-from common.broker import RpcProxy
 
-from gateway.http import api, fhir_json, page_args, signed_by
+from common.errors import ServiceUnavailable
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args, signed_by
 from services.intake import schemas
 
 FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
@@ -17,12 +17,12 @@ ANY_STAFF = ("front_desk", "clinician", "billing")
 
 
 class IntakeRoutes:
-    intake = RpcProxy("intake")
+    intake = ServiceRpc("intake")
 
     @api("POST", "/api/v1/patients", roles=FRONT_DESK_AND_CLINICIANS, summary="Register a patient",
-         tag="patients", body=schemas.PatientFields, status=201)
+         tag="patients", body=schemas.PatientFields, status=201, idempotent=True)
     def register_patient(self, request, user, payload):
-        return self.intake.register_patient(payload)
+        return self.intake.register_patient(payload, idempotency_key(request))
 
     @api("GET", "/api/v1/patients", roles=ANY_STAFF, summary="Search patients by name, date of birth or MRN",
          tag="patients", paginated=True,
@@ -55,16 +55,16 @@ class IntakeRoutes:
             try:
                 with eventlet.Timeout(TRAIL_TIMEOUT_SECONDS):
                     trails[name] = getattr(self, name).list_record_access(patient_id, wanted, 0)
-            except (eventlet.Timeout, UnknownService):
+            except (eventlet.Timeout, UnknownService, ServiceUnavailable):
                 unavailable.append(name)
         merged = sorted(({**entry, "service": name} for name, entries in trails.items() for entry in entries),
                         key=lambda entry: entry["at"], reverse=True)
         return {"items": merged[page["offset"]:wanted], **page, "unavailable_services": unavailable}
 
     @api("POST", "/api/v1/patients/{patient_id}/consents", roles=FRONT_DESK_AND_CLINICIANS,
-         summary="Record a consent", tag="consents", body=schemas.ConsentInput, status=201)
+         summary="Record a consent", tag="consents", body=schemas.ConsentInput, status=201, idempotent=True)
     def record_consent(self, request, user, payload, patient_id):
-        return self.intake.record_consent(patient_id, payload)
+        return self.intake.record_consent(patient_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/patients/{patient_id}/consents/withdrawals", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Withdraw a consent", tag="consents", body=schemas.ConsentWithdrawal)
@@ -88,9 +88,9 @@ class IntakeRoutes:
 
     @api("POST", "/api/v1/patients/{patient_id}/questionnaires", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Submit a PHQ-9, GAD-7, PCL-5 or C-SSRS questionnaire", tag="intake",
-         body=schemas.QuestionnaireInput, status=201)
+         body=schemas.QuestionnaireInput, status=201, idempotent=True)
     def submit_questionnaire(self, request, user, payload, patient_id):
-        return self.intake.submit_questionnaire(patient_id, payload)
+        return self.intake.submit_questionnaire(patient_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/questionnaires", roles=CLINICIANS,
          summary="List questionnaire results", tag="intake",

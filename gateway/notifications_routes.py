@@ -2,9 +2,7 @@
 patient's channel preferences, and the FHIR export of a patient's messages."""
 from __future__ import annotations
 
-from common.broker import RpcProxy
-
-from gateway.http import api, fhir_json, page_args, query_int
+from gateway.http import ServiceRpc, api, fhir_json, page_args, query_int
 from services.notifications import schemas
 
 ANY_STAFF = ("front_desk", "clinician", "billing")
@@ -13,7 +11,7 @@ FILTERS = ("patient_id", "appointment_id", "status", "kind", "channel")
 
 
 class NotificationsRoutes:
-    notifications = RpcProxy("notifications")
+    notifications = ServiceRpc("notifications")
 
     @api("GET", "/api/v1/notifications", roles=ANY_STAFF, summary="List messages and their delivery status",
          tag="notifications", paginated=True,

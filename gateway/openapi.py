@@ -21,8 +21,10 @@ ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
     "403": "The caller's role may not do this", "404": "No such record",
     "409": "The record's state does not allow this", "422": "Invalid input; errors name each field",
-    "503": "The owning service did not answer",
+    "503": "The owning service, its database or the message broker is unavailable; nothing was done "
+           "unless the detail says it may have been. Try again after Retry-After seconds",
 }
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
 
 
 def _operation(spec: RouteSpec, components: dict) -> dict:
@@ -45,8 +47,11 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         ]
     if spec.idempotent:
         parameters.append({
-            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
-            "description": "Send a unique key; a retry with the same key returns the first answer and changes nothing."})
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+            "description": "Send a unique key (visible ASCII); a retry with the same key and the same body returns "
+                           "the first answer and changes nothing; the same key with a different body is refused "
+                           "with 422."})
     for name, kind, description in spec.query:
         parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
     if parameters:
@@ -63,6 +68,7 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": description,
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
+    operation["responses"]["503"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return operation
 
 

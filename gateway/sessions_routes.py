@@ -1,10 +1,8 @@
 """Sessions routes: plans, scheduling, the day view, session records, REMS forms."""
 from __future__ import annotations
 
-from common.broker import RpcProxy
-
 from common.errors import ValidationFailed
-from gateway.http import api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
 from services.sessions import schemas
 
 FRONT_DESK = ("front_desk",)
@@ -23,14 +21,14 @@ def required_arg(request, name: str) -> str:
 
 
 class SessionsRoutes:
-    sessions = RpcProxy("sessions")
+    sessions = ServiceRpc("sessions")
 
     # ------------------------------------------------------------ resources
 
     @api("POST", "/api/v1/resources", roles=ADMIN, summary="Add a chair, room or clinician to the schedule",
-         tag="scheduling", body=schemas.ResourceInput, status=201)
+         tag="scheduling", body=schemas.ResourceInput, status=201, idempotent=True)
     def add_resource(self, request, user, payload):
-        return self.sessions.add_resource(payload)
+        return self.sessions.add_resource(payload, idempotency_key(request))
 
     @api("GET", "/api/v1/resources", roles=ANY_STAFF, summary="List chairs, rooms and clinicians", tag="scheduling",
          query=(("kind", "string", "chair or clinician"),))
@@ -52,9 +50,9 @@ class SessionsRoutes:
     # ---------------------------------------------------------------- plans
 
     @api("POST", "/api/v1/plans", roles=CLINICIANS, summary="Create a treatment plan", tag="plans",
-         body=schemas.PlanInput, status=201)
+         body=schemas.PlanInput, status=201, idempotent=True)
     def create_plan(self, request, user, payload):
-        return self.sessions.create_plan(payload)
+        return self.sessions.create_plan(payload, idempotency_key(request))
 
     @api("GET", "/api/v1/plans/{plan_id}", roles=ANY_STAFF, summary="Read a treatment plan", tag="plans")
     def get_plan(self, request, user, payload, plan_id):
@@ -93,9 +91,9 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/plans/{plan_id}/phq9", roles=CLINICIANS,
          summary="Record a PHQ-9 total outside check-in (e.g. end of course)", tag="plans", body=schemas.PHQ9Input,
-         status=201)
+         status=201, idempotent=True)
     def record_phq9(self, request, user, payload, plan_id):
-        return self.sessions.record_phq9(plan_id, payload)
+        return self.sessions.record_phq9(plan_id, payload, idempotency_key(request))
 
     # ------------------------------------------------------------ scheduling
 
@@ -148,9 +146,9 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/appointments/{appointment_id}/check-in", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Check the patient in with the pre-session checklist", tag="sessions", body=schemas.Checklist,
-         status=201)
+         status=201, idempotent=True)
     def check_in(self, request, user, payload, appointment_id):
-        return self.sessions.check_in(appointment_id, payload)
+        return self.sessions.check_in(appointment_id, payload, idempotency_key(request))
 
     @api("GET", "/api/v1/sessions/{session_id}", roles=CLINICIANS, summary="Read a session record", tag="sessions")
     def get_session(self, request, user, payload, session_id):
@@ -172,9 +170,9 @@ class SessionsRoutes:
         return self.sessions.start_session(session_id, payload)
 
     @api("POST", "/api/v1/sessions/{session_id}/vitals", roles=CLINICIANS, summary="Record vital signs",
-         tag="sessions", body=schemas.VitalsInput, status=201)
+         tag="sessions", body=schemas.VitalsInput, status=201, idempotent=True)
     def record_vitals(self, request, user, payload, session_id):
-        return self.sessions.record_vitals(session_id, payload)
+        return self.sessions.record_vitals(session_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/observations", roles=CLINICIANS,
          summary="Record dissociation and sedation checks", tag="sessions", body=schemas.ObservationInput)
@@ -183,9 +181,9 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/sessions/{session_id}/side-effects", roles=CLINICIANS,
          summary="Record a side effect and the intervention", tag="sessions", body=schemas.SideEffectInput,
-         status=201)
+         status=201, idempotent=True)
     def record_side_effect(self, request, user, payload, session_id):
-        return self.sessions.record_side_effect(session_id, payload)
+        return self.sessions.record_side_effect(session_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/completion", roles=CLINICIANS,
          summary="End dosing and discharge the patient", tag="sessions", body=schemas.CompletionInput)
@@ -204,9 +202,9 @@ class SessionsRoutes:
 
     @api("POST", "/api/v1/sessions/{session_id}/addenda", roles=CLINICIANS,
          summary="Amend a signed session record with an addendum", tag="sessions", body=schemas.AddendumInput,
-         status=201)
+         status=201, idempotent=True)
     def add_addendum(self, request, user, payload, session_id):
-        return self.sessions.add_addendum(session_id, payload)
+        return self.sessions.add_addendum(session_id, payload, idempotency_key(request))
 
     # -------------------------------------------------- REMS monitoring forms
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.audit import RecordAccessMixin
+from common.idempotency import idempotency_keys
 from common.events import utcnow
 
 
@@ -229,18 +230,11 @@ class OverdueNotice(Base):
     noticed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class IdempotentRequest(Base):
-    """The first answer to a money-moving request, by its Idempotency-Key:
-    a retry (or a racing duplicate) gets this answer instead of acting again."""
-
-    __tablename__ = "idempotent_requests"
-
-    operation: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(sa.String(64))
-    result: Mapped[dict | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
 
 class RecordAccess(RecordAccessMixin, Base):
     """Who read or changed a patient's charges, invoices, payments, packages and superbills (see common.audit)."""
+
+
+# The shared Idempotency-Key store (common.idempotency), listed with this
+# service's tables so its migrations are held to it like the rest.
+idempotency_keys.to_metadata(Base.metadata)

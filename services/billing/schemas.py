@@ -111,9 +111,6 @@ class InvoiceFilter(Schema):
     offset: int = Field(default=0, ge=0)
 
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
 # ----------------------------------------------------- facts from events
 # Events may gain fields in later versions: unknown fields are ignored.
 

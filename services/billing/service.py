@@ -4,8 +4,6 @@ entrypoint validates its input, applies ``domain`` and writes in one unit
 of work; events leave through the outbox."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections import defaultdict
 from datetime import date, datetime, timezone
@@ -14,8 +12,8 @@ from pathlib import Path
 import jinja2
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
+from common import idempotency
 from common.errors import Conflict, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
@@ -26,7 +24,7 @@ from services.billing.dependencies import (
     BillingSettings, FeeScheduleLoader, billing_timer, insert_ignoring_duplicates,
 )
 from services.billing.models import (
-    BillingPatient, Charge, FeePrice, IdempotentRequest, Invoice, InvoiceCounter, InvoiceLine,
+    BillingPatient, Charge, FeePrice, Invoice, InvoiceCounter, InvoiceLine,
     OverdueNotice, Package, PackageUse, Payment, RecordAccess, Refund, new_id,
 )
 
@@ -136,11 +134,14 @@ class BillingService(ClinicService):
     # ----------------------------------------------------------- charges
 
     @rpc
-    def add_charge(self, patient_id, charge):
+    def add_charge(self, patient_id, charge, idempotency_key=None):
         """A charge billing staff add by hand, e.g. a 99214/99215 visit."""
         given = parse(schemas.ChargeInput, charge)
         patient_id = required_id("patient_id", patient_id)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_charge", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             RecordAccess.record(uow, patient_id, "charge")
             price = self._price(uow.session, given.code, given.date_of_service)
             if price.package_route:
@@ -148,7 +149,7 @@ class BillingService(ClinicService):
             [record] = self._raise_charges(
                 uow.session, patient_id, [domain.ChargeLine(given.code, given.units)], on=given.date_of_service,
                 source="manual", source_ref=new_id(), clinician_id=given.clinician_id, actor=self.db.actor)
-            return schemas.charge_view(record)
+            return claim.remember(schemas.charge_view(record))
 
     @rpc
     def void_charge(self, charge_id, void):
@@ -195,7 +196,7 @@ class BillingService(ClinicService):
     # ---------------------------------------------------------- invoices
 
     @rpc
-    def issue_invoice(self, patient_id, request=None):
+    def issue_invoice(self, patient_id, request=None, idempotency_key=None):
         """Number and issue an invoice for the patient's open charges (or the
         ones named). Lines copy the charges' prices; package-covered lines
         are settled at once with package credit."""
@@ -206,6 +207,9 @@ class BillingService(ClinicService):
         if given.due_date is not None and given.due_date < today:
             raise field_error("due_date", "must not be in the past")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "issue_invoice", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             session = uow.session
             RecordAccess.record(uow, patient_id, "invoice")
             query = sa.select(Charge).where(Charge.patient_id == patient_id, Charge.status == "open")
@@ -255,7 +259,7 @@ class BillingService(ClinicService):
             # Nothing left to pay (e.g. only zero-priced lines): paid at issue.
             self._settle(uow, invoice)
             log.info("invoice %s issued with %d line(s)", invoice.invoice_id, len(charges))
-            return self._invoice_view(session, invoice)
+            return claim.remember(self._invoice_view(session, invoice))
 
     @rpc
     def get_invoice(self, invoice_id):
@@ -324,51 +328,43 @@ class BillingService(ClinicService):
         balance is refused. With an ``idempotency_key`` a retry returns the
         first answer and records nothing more."""
         given = parse(schemas.PaymentInput, payment)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(invoice_id, given.model_dump(mode="json"))
-
-        def pay(uow):
+        with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_payment", idempotency_key, invoice_id, given)
+            if claim.replayed:
+                return claim.answer
             invoice = self._lock(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "payment")
-            replay = self._claim_key(uow.session, "record_payment", key, fingerprint)
-            if replay is not None:
-                return replay
             status = domain.InvoiceStatus(invoice.status)
             domain.check_payment(status, domain.invoice_balance(
                 invoice.total_cents, invoice.adjustment_cents, invoice.paid_cents), given.amount_cents)
             record = self._apply_payment(uow, invoice, Payment(
                 amount_cents=given.amount_cents, method=given.method, reference=given.reference, payer=given.payer,
                 received_at=given.received_at or utcnow(), recorded_by=self.db.actor))
-            return {"payment": schemas.payment_view(record), "invoice": schemas.invoice_summary(invoice)}
-
-        return self._once("record_payment", key, fingerprint, pay)
+            return claim.remember(
+                {"payment": schemas.payment_view(record), "invoice": schemas.invoice_summary(invoice)})
 
     @rpc
     def refund_payment(self, payment_id, refund, idempotency_key=None):
         """Give back part or all of a payment, never more than it brought in."""
         given = parse(schemas.RefundInput, refund)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(payment_id, given.model_dump(mode="json"))
-
-        def give_back(uow):
+        with self.db.unit_of_work() as uow:
             session = uow.session
+            claim = idempotency.claim(uow, "refund_payment", idempotency_key, payment_id, given)
+            if claim.replayed:
+                return claim.answer
             found = self._find(session, Payment, Payment.payment_id, payment_id, "payment")
             invoice = self._lock(session, Invoice, Invoice.invoice_id, found.invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "refund")
             record = session.execute(sa.select(Payment).where(Payment.payment_id == found.payment_id)
                                      .with_for_update().execution_options(populate_existing=True)).scalar_one()
-            replay = self._claim_key(session, "refund_payment", key, fingerprint)
-            if replay is not None:
-                return replay
             if record.reversed_at is not None:
                 raise Conflict("the payment was reversed; there is nothing to refund")
             domain.check_refund(domain.PaymentMethod(record.method), record.amount_cents, record.refunded_cents,
                                 given.amount_cents)
             issued = self._issue_refund(uow, invoice, record, given.amount_cents, given.reason)
             self._settle(uow, invoice)
-            return {"refund": schemas.refund_view(issued), "invoice": schemas.invoice_summary(invoice)}
-
-        return self._once("refund_payment", key, fingerprint, give_back)
+            return claim.remember(
+                {"refund": schemas.refund_view(issued), "invoice": schemas.invoice_summary(invoice)})
 
     @rpc
     def get_balance(self, patient_id):
@@ -397,12 +393,15 @@ class BillingService(ClinicService):
     # ---------------------------------------------------------- packages
 
     @rpc
-    def sell_package(self, patient_id, sale):
+    def sell_package(self, patient_id, sale, idempotency_key=None):
         """Sell a prepaid package from the fee schedule; its price becomes an
         open charge to invoice like any other."""
         given = parse(schemas.PackageSale, sale)
         patient_id = required_id("patient_id", patient_id)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "sell_package", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             RecordAccess.record(uow, patient_id, "package")
             today = utcnow().date()
             price = self._price(uow.session, given.code, today)
@@ -416,7 +415,7 @@ class BillingService(ClinicService):
             uow.session.flush()
             [charge] = self._raise_charges(uow.session, patient_id, [domain.ChargeLine(price.code)], on=today,
                                            source="package_sale", source_ref=package.package_id, actor=self.db.actor)
-            return {**schemas.package_view(package), "charge": schemas.charge_view(charge)}
+            return claim.remember({**schemas.package_view(package), "charge": schemas.charge_view(charge)})
 
     @rpc
     def get_package(self, package_id):
@@ -442,15 +441,12 @@ class BillingService(ClinicService):
         """Refund the unused sessions of a paid package at its per-session
         price; the package's invoice stays settled (a credit adjustment)."""
         given = parse(schemas.PackageRefundInput, request)
-        key = idempotency(idempotency_key)
-        fingerprint = request_fingerprint(package_id, given.model_dump(mode="json"))
-
-        def give_back(uow):
+        with self.db.unit_of_work() as uow:
             session = uow.session
+            claim = idempotency.claim(uow, "refund_package", idempotency_key, package_id, given)
+            if claim.replayed:
+                return claim.answer
             package = self._lock(session, Package, Package.package_id, package_id, "package")
-            replay = self._claim_key(session, "refund_package", key, fingerprint)
-            if replay is not None:
-                return replay
             if package.status == domain.PackageStatus.REFUNDED.value:
                 raise Conflict("the package has already been refunded")
             amount = domain.package_refund_cents(package.price_cents, package.sessions_total, package.sessions_used)
@@ -478,9 +474,8 @@ class BillingService(ClinicService):
             self._settle(uow, invoice)
             package.status, package.refunded_cents, package.refunded_at = (
                 domain.PackageStatus.REFUNDED.value, amount, utcnow())
-            return {"package": schemas.package_view(package), "refunds": [schemas.refund_view(r) for r in refunds]}
-
-        return self._once("refund_package", key, fingerprint, give_back)
+            return claim.remember(
+                {"package": schemas.package_view(package), "refunds": [schemas.refund_view(r) for r in refunds]})
 
     @rpc
     def list_record_access(self, patient_id, limit=100, offset=0):
@@ -688,41 +683,6 @@ class BillingService(ClinicService):
                                   .order_by(Refund.issued_at)).scalars().all()
         return schemas.invoice_view(invoice, self._payments(session, invoice.invoice_id), refunds)
 
-    def _claim_key(self, session, operation: str, key: str | None, fingerprint: str):
-        """The stored answer if this key was used before, else reserve it in
-        this transaction (a racing twin then fails on the primary key)."""
-        if key is None:
-            return None
-        stored = session.get(IdempotentRequest, (operation, key))
-        if stored is not None:
-            if stored.fingerprint != fingerprint:
-                raise Conflict("this Idempotency-Key was already used for a different request")
-            return stored.result
-        session.add(IdempotentRequest(operation=operation, key=key, fingerprint=fingerprint))
-        session.flush()
-        return None
-
-    def _once(self, operation: str, key: str | None, fingerprint: str, act):
-        try:
-            with self.db.unit_of_work() as uow:
-                result = act(uow)
-                if key is not None:
-                    stored = uow.session.get(IdempotentRequest, (operation, key))
-                    if stored.result is None:
-                        stored.result = result
-                return result
-        except IntegrityError:
-            if key is None:
-                raise
-            # A twin request with the same key committed first: answer as it did.
-            with self.db.read() as session:
-                stored = session.get(IdempotentRequest, (operation, key))
-            if stored is None:
-                raise
-        if stored.fingerprint != fingerprint:
-            raise Conflict("this Idempotency-Key was already used for a different request")
-        return stored.result
-
     def _find(self, session, model, column, value, what: str):
         record = session.execute(sa.select(model).where(column == required_id(f"{what}_id", value))).scalar_one_or_none()
         if record is None:
@@ -806,18 +766,6 @@ def required_id(field: str, value) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
         raise field_error(field, "must be a non-empty id")
     return value.strip()
-
-
-def idempotency(key) -> str | None:
-    if key is None or key == "":
-        return None
-    if not isinstance(key, str) or not schemas.IDEMPOTENCY_KEY.match(key):
-        raise field_error("idempotency_key", "must be 1-200 visible ASCII characters")
-    return key
-
-
-def request_fingerprint(target: str, body: dict) -> str:
-    return hashlib.sha256(json.dumps([target, body], sort_keys=True).encode()).hexdigest()
 
 
 def money(cents: int, currency: str = "") -> str:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.audit import RecordAccessMixin
+from common.idempotency import idempotency_keys
 from common.events import utcnow
 
 
@@ -129,3 +130,8 @@ class Screening(Base):
 
 class RecordAccess(RecordAccessMixin, Base):
     """Who read or changed a patient's intake record (see common.audit)."""
+
+
+# The shared Idempotency-Key store (common.idempotency), listed with this
+# service's tables so its migrations are held to it like the rest.
+idempotency_keys.to_metadata(Base.metadata)

@@ -88,20 +88,23 @@ class PatientFields(Schema):
 
 
 class PatientUpdate(Schema):
-    """Only the fields given are changed."""
+    """Only the fields given are changed. A field every patient has (a name,
+    the date of birth, sex, time zone, condition, codes) cannot be emptied
+    with ``null``: its type admits no null, so that is a 422 naming it;
+    contact details and measurements may be cleared."""
 
-    given_name: str | None = Field(default=None, min_length=1, max_length=100)
-    family_name: str | None = Field(default=None, min_length=1, max_length=100)
-    date_of_birth: date | None = None
-    sex: Sex | None = None
+    given_name: str = Field(default=None, min_length=1, max_length=100)
+    family_name: str = Field(default=None, min_length=1, max_length=100)
+    date_of_birth: date = None
+    sex: Sex = None
     phone: str | None = None
     email: EmailStr | None = None
-    time_zone: str | None = None
+    time_zone: str = None
     emergency_contact: EmergencyContact | None = None
     weight_kg: float | None = Field(default=None, gt=20, lt=400)
     height_cm: float | None = Field(default=None, gt=50, lt=260)
-    primary_condition: PrimaryCondition | None = None
-    diagnosis_codes: list[str] | None = None
+    primary_condition: PrimaryCondition = None
+    diagnosis_codes: list[str] = None
 
     _phone = field_validator("phone")(_e164)
     _tz = field_validator("time_zone")(lambda value: value if value is None else _time_zone(value))

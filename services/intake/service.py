@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common import idempotency
 from common.errors import NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import rpc
@@ -28,9 +29,12 @@ class IntakeService(ClinicService):
     # ---------------------------------------------------------------- patients
 
     @rpc
-    def register_patient(self, patient):
+    def register_patient(self, patient, idempotency_key=None):
         fields = parse(schemas.PatientFields, patient)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "register_patient", idempotency_key, fields)
+            if claim.replayed:
+                return claim.answer
             record = Patient(**fields.model_dump(mode="json", exclude={"date_of_birth"}),
                              date_of_birth=fields.date_of_birth)
             record.intake = IntakeCase(status=domain.IntakeStatus.REGISTERED.value)
@@ -38,7 +42,7 @@ class IntakeService(ClinicService):
             uow.session.flush()
             self._audit(uow, record, "create")
             uow.emit("patient.registered", patient_facts(record))
-            return patient_view(record)
+            return claim.remember(patient_view(record))
 
     @rpc
     def update_patient(self, patient_id, changes):
@@ -103,9 +107,12 @@ class IntakeService(ClinicService):
     # ---------------------------------------------------------------- consents
 
     @rpc
-    def record_consent(self, patient_id, consent):
+    def record_consent(self, patient_id, consent, idempotency_key=None):
         given = parse(schemas.ConsentInput, consent)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_consent", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._patient(uow.session, patient_id)
             current = self._active_consent(uow.session, record, given.kind)
             if current is None:
@@ -118,7 +125,7 @@ class IntakeService(ClinicService):
             # retried request does not create a second one.
             self._audit(uow, record, "consent")
             uow.emit("consent.recorded", consent_facts(record, current))
-            return consent_view(current)
+            return claim.remember(consent_view(current))
 
     @rpc
     def withdraw_consent(self, patient_id, withdrawal):
@@ -169,13 +176,16 @@ class IntakeService(ClinicService):
     # ---------------------------------------------------------- questionnaires
 
     @rpc
-    def submit_questionnaire(self, patient_id, response):
+    def submit_questionnaire(self, patient_id, response, idempotency_key=None):
         given = parse(schemas.QuestionnaireInput, response)
         score = domain.score_questionnaire(
             given.instrument, given.answers,
             pcl5_cutoff=int(self._rules_config().get("PCL5_PROBABLE_PTSD_CUTOFF", domain.DEFAULT_PCL5_CUTOFF)),
         )
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "submit_questionnaire", idempotency_key, patient_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._patient(uow.session, patient_id)
             entry = QuestionnaireResponse(
                 patient_number=record.number, instrument=score.instrument, answers=list(given.answers),
@@ -191,7 +201,7 @@ class IntakeService(ClinicService):
                     "flags": list(score.risk_flags), "instrument": score.instrument,
                     "band": score.band, "response_id": entry.response_id,
                 })
-            return questionnaire_view(entry)
+            return claim.remember(questionnaire_view(entry))
 
     @rpc
     def list_questionnaires(self, patient_id, instrument=None):

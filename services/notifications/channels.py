@@ -16,12 +16,12 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formataddr, formatdate
 
 import httpx
 from nameko.extensions import DependencyProvider
 
-from services.notifications.domain import Outcome
+from services.notifications.domain import DEFAULT_DISPLAY_NAME, Outcome
 
 SIGNATURE_HEADER = "X-Clinic-Signature"
 TIMESTAMP_HEADER = "X-Clinic-Timestamp"
@@ -63,6 +63,8 @@ class ChannelSettings:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "clinic@localhost"
+    # The sender's name as patients see it: the clinic's display name.
+    smtp_from_name: str | None = None
     smtp_timeout: float = 10.0
     sms_url: str | None = None
     sms_key: str | None = None
@@ -82,6 +84,8 @@ class ChannelSettings:
             smtp_user=section.get("SMTP_USER") or None,
             smtp_password=section.get("SMTP_PASSWORD") or None,
             smtp_from=str(section.get("SMTP_FROM") or "clinic@localhost"),
+            smtp_from_name=str(section.get("CLINIC_DISPLAY_NAME") or section.get("CLINIC_NAME")
+                               or DEFAULT_DISPLAY_NAME),
             smtp_timeout=float(section.get("SMTP_TIMEOUT", 10)),
             sms_url=section.get("SMS_URL") or None,
             sms_key=section.get("SMS_KEY") or None,
@@ -124,10 +128,10 @@ class Sender:
     def __init__(self, settings: ChannelSettings):
         self.settings = settings
 
-    def email(self, to: list[str], subject: str, body: str, message_id: str) -> Outcome:
+    def build_email(self, to: list[str], subject: str, body: str, message_id: str) -> EmailMessage:
         s = self.settings
         message = EmailMessage()
-        message["From"] = s.smtp_from
+        message["From"] = formataddr((s.smtp_from_name, s.smtp_from)) if s.smtp_from_name else s.smtp_from
         message["To"] = ", ".join(to)
         message["Subject"] = subject
         message["Date"] = formatdate(usegmt=True)
@@ -135,6 +139,11 @@ class Sender:
         # a crash between "accepted" and "recorded".
         message["Message-ID"] = f"<{message_id}@notifications.clinic>"
         message.set_content(body)
+        return message
+
+    def email(self, to: list[str], subject: str, body: str, message_id: str) -> Outcome:
+        s = self.settings
+        message = self.build_email(to, subject, body, message_id)
         try:
             if s.smtp_tls == "ssl":
                 client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,

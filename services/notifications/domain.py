@@ -17,6 +17,8 @@ DEFAULT_TIME_ZONE = "America/New_York"
 class Kind(str, Enum):
     WELCOME = "welcome"
     APPOINTMENT_CONFIRMATION = "appointment_confirmation"
+    # One message for a whole booked course, listing its dates.
+    COURSE_CONFIRMATION = "course_confirmation"
     APPOINTMENT_REMINDER = "appointment_reminder"
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
@@ -54,6 +56,20 @@ PATIENT_KINDS = frozenset(k for k in Kind if k not in (Kind.STAFF_RISK_ALERT, Ki
 # Messages that belong to one appointment and lose their point when it is
 # cancelled (the cancellation notice itself is the exception).
 APPOINTMENT_KINDS = frozenset({Kind.APPOINTMENT_CONFIRMATION, Kind.APPOINTMENT_REMINDER, Kind.APPOINTMENT_MOVED})
+
+
+# What patients' lock screens and shared inboxes may show: the display
+# name, the sender and every SMS and subject carry none of these by default.
+DEFAULT_DISPLAY_NAME = "the clinic"
+TREATMENT_WORDS = ("ketamine", "esketamine", "spravato", "infusion", "depressi", "ptsd", "psychiatr", "psychedelic",
+                   "mental health", "anxiety", "bipolar", "trauma", "suicid", "addiction")
+
+
+def treatment_words_in(text: str | None) -> list[str]:
+    """The words in ``text`` that would tell an onlooker what the patient
+    is treated for (case-insensitive, also inside a longer word)."""
+    lowered = (text or "").lower()
+    return [word for word in TREATMENT_WORDS if word in lowered]
 
 
 def dedupe_key(reason: str, kind: Kind | str, channel: Channel | str, target: str | None = None) -> str:
@@ -142,10 +158,13 @@ def offset_label(offset: timedelta) -> str:
 
 @dataclass(frozen=True)
 class SendDecision:
-    """``send_at`` when the message should go out, or ``skip_reason``."""
+    """``send_at`` when the message should go out, or ``skip_reason``;
+    ``deferral`` says why ``send_at`` is later than wanted (quiet hours),
+    for the delivery log."""
 
     send_at: datetime | None
     skip_reason: str | None = None
+    deferral: str | None = None
 
 
 def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool = False,
@@ -158,7 +177,16 @@ def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool =
     if appointment_starts_at is not None and at > appointment_starts_at - timing.min_reminder_lead:
         local = at.astimezone(ZoneInfo(zone))
         return SendDecision(None, f"quiet hours end at {local:%H:%M} local time, too close to the appointment")
-    return SendDecision(at)
+    if at == desired:
+        return SendDecision(at)
+    return SendDecision(at, deferral=quiet_hours_deferral(desired, at, zone, timing.quiet))
+
+
+def quiet_hours_deferral(desired: datetime, until: datetime, zone: str, quiet: QuietHours) -> str:
+    """The delivery log's words for a message moved out of quiet hours."""
+    tz = ZoneInfo(zone)
+    return (f"quiet hours ({quiet.start:%H:%M}–{quiet.end:%H:%M} in {zone}): due at "
+            f"{desired.astimezone(tz):%H:%M} local time, held until {until.astimezone(tz):%a %H:%M} local time")
 
 
 @dataclass(frozen=True)
@@ -277,7 +305,32 @@ def gate_patient_message(*, kind: Kind, channel: Channel, now: datetime, recipie
                             appointment_starts_at=starts_at if reminder else None)
     if decision.send_at is None:
         return Gate("skip", decision.skip_reason)
-    return Gate("defer", "quiet hours", decision.send_at)
+    return Gate("defer", decision.deferral or "quiet hours", decision.send_at)
+
+
+def course_as_it_stands(appointments: list[dict], known: dict[str, AppointmentFacts],
+                        now: datetime) -> list[dict]:
+    """The course's appointments as they stand when the confirmation goes
+    out: a cancelled one dropped, a moved one at its new time (each change
+    has its own message), one already begun left out; in time order."""
+    standing = []
+    for entry in appointments:
+        facts = known.get(entry.get("appointment_id"))
+        if facts is not None and facts.cancelled:
+            continue
+        starts_at = facts.starts_at if facts is not None else _instant(entry.get("starts_at"))
+        if starts_at is None or starts_at <= now:
+            continue
+        standing.append({"appointment_id": entry.get("appointment_id"),
+                         "starts_at": starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z")})
+    return sorted(standing, key=lambda e: e["starts_at"])
+
+
+def _instant(value) -> datetime | None:
+    if not value:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------

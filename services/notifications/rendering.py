@@ -29,11 +29,15 @@ _env = Environment(
     trim_blocks=True,
     keep_trailing_newline=False,
 )
+# "the clinic" (the default display name) opening a sentence or an SMS.
+_env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
 
 # What each kind's template may use from the message's stored facts.
 ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.WELCOME: (),
     Kind.APPOINTMENT_CONFIRMATION: ("starts_at",),
+    # Each entry's appointment_id and starts_at; only the times are shown.
+    Kind.COURSE_CONFIRMATION: ("appointments",),
     Kind.APPOINTMENT_REMINDER: ("starts_at",),
     Kind.APPOINTMENT_MOVED: ("starts_at",),
     Kind.APPOINTMENT_CANCELLED: ("starts_at",),
@@ -87,7 +91,13 @@ def template_facts(kind: Kind, facts: dict, *, given_name: str | None, time_zone
         local = _local(allowed["starts_at"], zone)
         today = (now or datetime.now(ZoneInfo("UTC"))).astimezone(ZoneInfo(zone)).date()
         view.update(when=_when(local), when_short=f"{local:%a %-d %b}", is_today=local.date() == today)
-    if kind == Kind.INVOICE_ISSUED:
+    if kind == Kind.COURSE_CONFIRMATION:
+        starts = sorted(filter(None, (_local(entry.get("starts_at"), zone) for entry in allowed["appointments"] or ()
+                                      if isinstance(entry, dict))))
+        view.update(count=len(starts), dates=[_when(local) for local in starts],
+                    dates_short=[f"{local:%a %-d %b %-I:%M %p}" for local in starts],
+                    zone_name=starts[0].tzname() if starts else "")
+    elif kind == Kind.INVOICE_ISSUED:
         view.update(number=allowed["number"], amount=money(allowed["total_cents"], allowed["currency"]),
                     due_date=_day(allowed["due_date"]))
     elif kind == Kind.PAYMENT_RECEIPT:

@@ -64,7 +64,7 @@ class Settings:
         return cls(
             timing=domain.Timing.from_config(section),
             retry=domain.RetryPolicy.from_config(section),
-            clinic=str(section.get("CLINIC_NAME") or "the clinic"),
+            clinic=display_name(section),
             clinic_phone=str(section.get("CLINIC_PHONE") or "the clinic"),
             batch=int(section.get("SCHEDULER_BATCH", 50)),
             # Longer than the slowest send (SMTP/HTTP timeouts), so another
@@ -74,12 +74,32 @@ class Settings:
         )
 
 
+def display_name(section: dict) -> str:
+    """The name patients see in every SMS, subject and as the email sender.
+    ``CLINIC_NAME`` here is the older key, still honoured; the clinic's
+    legal name for billing is a separate setting (``BILLING.CLINIC_NAME``)."""
+    return str(section.get("CLINIC_DISPLAY_NAME") or section.get("CLINIC_NAME") or domain.DEFAULT_DISPLAY_NAME)
+
+
+def warn_if_patient_facing_text_discloses_treatment(section: dict) -> None:
+    """Said once at start: the messages still go out, but whoever sees a
+    patient's lock screen would learn what they are treated for."""
+    for key, value in (("CLINIC_DISPLAY_NAME", display_name(section)), ("SMTP_FROM", section.get("SMTP_FROM")),
+                       ("SMS_FROM", section.get("SMS_FROM"))):
+        words = domain.treatment_words_in(str(value) if value else None)
+        if words:
+            log.warning("NOTIFICATIONS.%s %r names treatment (%s) and is shown on every patient SMS or email; "
+                        "set a neutral CLINIC_DISPLAY_NAME / sender", key, value, ", ".join(words))
+
+
 class NotificationSettings(DependencyProvider):
     """``self.settings``: the NOTIFICATIONS section read once at start, so a
     bad value stops the service at once instead of failing each message."""
 
     def setup(self):
-        self.settings = Settings.from_config(self.container.config.get("NOTIFICATIONS") or {})
+        section = self.container.config.get("NOTIFICATIONS") or {}
+        self.settings = Settings.from_config(section)
+        warn_if_patient_facing_text_discloses_treatment(section)
 
     def get_dependency(self, worker_ctx):
         return self.settings
@@ -147,10 +167,24 @@ class NotificationsService(ClinicService):
         else:
             appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
         uow.session.flush()
-        self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
-                                patient_id=appointment.patient_id, desired=utcnow(),
-                                context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
+        if not data.get("course_id"):
+            # Part of a course, the appointment is confirmed with the others
+            # in one message (course.booked); its reminders are its own.
+            self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
+                                    patient_id=appointment.patient_id, desired=utcnow(),
+                                    context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
         self._queue_reminders(uow, event, appointment)
+        self._forward(uow, event)
+
+    @consumes("sessions", "course.booked")
+    def on_course_booked(self, uow, event):
+        """One confirmation listing every date of a booked course."""
+        data = event.data
+        appointments = [{"appointment_id": entry["appointment_id"], "starts_at": entry["starts_at"]}
+                        for entry in data.get("appointments") or ()]
+        self._queue_for_patient(uow, event, Kind.COURSE_CONFIRMATION, reason=data["course_id"],
+                                patient_id=data["patient_id"], desired=utcnow(),
+                                context={"appointments": appointments})
         self._forward(uow, event)
 
     @consumes("sessions", "appointment.rescheduled")
@@ -337,7 +371,14 @@ class NotificationsService(ClinicService):
                 return None
             if gate.action == "wait":
                 return domain.Outcome(False, gate.reason)
-            view = rendering.template_facts(kind, message.context, given_name=recipient.given_name,
+            context = message.context
+            if kind == Kind.COURSE_CONFIRMATION:
+                context = {"appointments": self._course_as_it_stands(uow.session, context, now)}
+                if not context["appointments"]:
+                    self._settle(uow, message, Status.SKIPPED,
+                                 "every appointment of the course was cancelled or has begun")
+                    return None
+            view = rendering.template_facts(kind, context, given_name=recipient.given_name,
                                             time_zone=facts.time_zone, clinic=settings.clinic,
                                             clinic_phone=settings.clinic_phone, now=now)
             rendered = rendering.render(kind, channel, view)
@@ -555,7 +596,7 @@ class NotificationsService(ClinicService):
 
     def _queue(self, uow, event, *, kind: Kind, channel: Channel, recipient: str, reason: str, due_at: datetime,
                patient_id=None, appointment_id=None, target=None, context=None, urgent=False,
-               status: Status = Status.QUEUED, detail: str | None = None) -> bool:
+               status: Status = Status.QUEUED, detail: str | None = None, deferral: str | None = None) -> bool:
         """Insert the message unless its dedupe key exists; True if new."""
         values = dict(
             notification_id=new_id(), dedupe_key=domain.dedupe_key(reason, kind, channel, target),
@@ -568,6 +609,10 @@ class NotificationsService(ClinicService):
             return False
         uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status=status.value,
                                          detail=detail or f"due {iso(due_at)}"))
+        if deferral:
+            # Its own step, so staff see why a message owed now goes out later.
+            uow.session.add(DeliveryLogEntry(notification_id=values["notification_id"], status="deferred",
+                                             detail=deferral[:500]))
         return True
 
     def _queue_for_patient(self, uow, event, kind: Kind, *, reason: str, patient_id: str, desired: datetime,
@@ -589,7 +634,7 @@ class NotificationsService(ClinicService):
             else:
                 self._queue(uow, event, kind=kind, channel=channel, recipient="patient", reason=reason,
                             due_at=decision.send_at, patient_id=patient_id, appointment_id=appointment_id,
-                            context=context)
+                            context=context, deferral=decision.deferral)
 
     def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
         settings = self.settings
@@ -603,6 +648,15 @@ class NotificationsService(ClinicService):
                 patient_id=appointment.patient_id, desired=plan.desired, decision=plan.decision,
                 context={"starts_at": iso(starts_at), "reminder": plan.label},
                 appointment_id=appointment.appointment_id)
+
+    @staticmethod
+    def _course_as_it_stands(session, context: dict, now: datetime) -> list[dict]:
+        entries = [e for e in context.get("appointments") or () if isinstance(e, dict)]
+        rows = session.execute(sa.select(Appointment).where(
+            Appointment.appointment_id.in_([e.get("appointment_id") for e in entries]))).scalars()
+        known = {row.appointment_id: domain.AppointmentFacts(parse_instant(row.starts_at), row.cancelled)
+                 for row in rows}
+        return domain.course_as_it_stands(entries, known, now)
 
     def _queue_staff_alert(self, uow, event, kind: Kind, *, reason: str, context: dict) -> None:
         """At once, day or night; by MRN only (the allow-list drops the rest)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_DOWN, Decimal
 from enum import Enum
 from zoneinfo import ZoneInfo
 
@@ -56,10 +57,12 @@ def route(code: str) -> Route:
 
 def compute_dose_mg(*, weight_kg: float | None, mg_per_kg: float | None, fixed_dose_mg: float | None,
                     max_dose_mg: float, requested_mg: float | None = None,
-                    device_doses_mg: tuple[float, ...] = ()) -> float:
-    """The dose to give, in mg with one decimal. Weight-based plans use the
-    weight recorded at check-in; a clinician may give less than computed
-    (titration) but never more than the plan's maximum."""
+                    device_doses_mg: tuple[float, ...] = (), max_mg_per_kg: float | None = None) -> float:
+    """The dose to give, in mg, rounded down to 0.1 mg: what is charted may
+    be less than weight × mg/kg by a rounding step, never more. Weight-based
+    plans use the weight recorded at check-in; a clinician may give less
+    than computed (titration) but never more than the plan's maximum, in mg
+    or (``max_mg_per_kg``) per kg of that weight."""
     if fixed_dose_mg is not None:
         dose = float(fixed_dose_mg)
     else:
@@ -67,7 +70,7 @@ def compute_dose_mg(*, weight_kg: float | None, mg_per_kg: float | None, fixed_d
             raise field_error("mg_per_kg", "the plan has neither a mg/kg protocol nor a fixed dose")
         if weight_kg is None or weight_kg <= 0:
             raise field_error("weight_kg", "a weight recorded at check-in is needed to compute the dose")
-        dose = round_dose(weight_kg * mg_per_kg)
+        dose = weight_based_mg(weight_kg, mg_per_kg)
     if requested_mg is not None:
         if device_doses_mg and requested_mg not in device_doses_mg:
             # Esketamine comes in 28 mg devices: 56 or 84 mg, nothing between.
@@ -77,14 +80,32 @@ def compute_dose_mg(*, weight_kg: float | None, mg_per_kg: float | None, fixed_d
         if round_dose(requested_mg) > dose:
             raise field_error("dose_mg", f"{requested_mg} mg is above the {dose} mg the plan gives for this weight")
         dose = round_dose(requested_mg)
-    if dose > max_dose_mg:
-        raise field_error("dose_mg", f"{dose} mg is above the plan's maximum of {max_dose_mg} mg")
+    if dose > round_dose(max_dose_mg):
+        raise field_error("dose_mg", f"{dose} mg is above the plan's maximum of {round_dose(max_dose_mg)} mg")
+    if max_mg_per_kg is not None:
+        if weight_kg is None or weight_kg <= 0:
+            raise field_error("weight_kg", "a weight recorded at check-in is needed to check the plan's mg/kg maximum")
+        ceiling = weight_based_mg(weight_kg, max_mg_per_kg)
+        if dose > ceiling:
+            raise field_error("dose_mg", f"{dose} mg is above the plan's maximum of {max_mg_per_kg:g} mg/kg "
+                              f"({ceiling} mg at {weight_kg:g} kg)")
     return dose
 
 
+def weight_based_mg(weight_kg: float, mg_per_kg: float) -> float:
+    """Weight × mg/kg, worked out in decimal (0.3 × 70 is 21, not
+    20.999…) and rounded down to 0.1 mg."""
+    return _down_to_tenth(Decimal(str(weight_kg)) * Decimal(str(mg_per_kg)))
+
+
 def round_dose(mg: float) -> float:
-    # Half up, not banker's rounding: 35.25 mg is drawn up as 35.3.
-    return math.floor(mg * 10 + 0.5) / 10
+    # Down, never up: 62.5 kg × 0.5 mg/kg = 31.25 mg is charted as 31.2 mg,
+    # so the charted dose is never more than the prescription.
+    return _down_to_tenth(Decimal(str(mg)))
+
+
+def _down_to_tenth(mg: Decimal) -> float:
+    return float(mg.quantize(Decimal("0.1"), rounding=ROUND_DOWN))
 
 
 # --------------------------------------------------------------------------
@@ -101,7 +122,7 @@ class CourseRules:
 
 
 def check_plan_dosing(route_code: str, mg_per_kg: float | None, fixed_dose_mg: float | None,
-                      max_dose_mg: float) -> None:
+                      max_dose_mg: float, max_mg_per_kg: float | None = None) -> None:
     chosen = route(route_code)
     if chosen.fixed_doses_mg:
         if fixed_dose_mg not in chosen.fixed_doses_mg:
@@ -116,6 +137,11 @@ def check_plan_dosing(route_code: str, mg_per_kg: float | None, fixed_dose_mg: f
             raise field_error("fixed_dose_mg", f"{route_code} is dosed by weight")
     if fixed_dose_mg is not None and fixed_dose_mg > max_dose_mg:
         raise field_error("max_dose_mg", "must be at least the fixed dose")
+    if max_mg_per_kg is not None:
+        if mg_per_kg is None:
+            raise field_error("max_mg_per_kg", f"{route_code} is not dosed by weight")
+        if max_mg_per_kg < mg_per_kg:
+            raise field_error("max_mg_per_kg", f"must be at least the plan's {mg_per_kg:g} mg/kg")
 
 
 # --------------------------------------------------------------------------
@@ -281,6 +307,43 @@ def free_starts(day_open: datetime, day_close: datetime, length: timedelta, slot
 # --------------------------------------------------------------------------
 # Check-in, vitals and discharge
 # --------------------------------------------------------------------------
+
+CHECK_IN_EARLY_MINUTES = 60
+
+
+def check_in_window(starts_at: datetime, booked_at: datetime, hours: ClinicHours,
+                    early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)) -> tuple[datetime, datetime]:
+    """When an appointment may be checked in: from ``early`` before its
+    start (but never before it was booked, nor before its clinic day
+    began) until the end of that clinic day, so a late arrival is still
+    seen. Anything else would date a session, and its charges, to a day
+    the patient was not booked for."""
+    day = hours.local_date(starts_at)
+    day_starts = datetime.combine(day, time(0), hours.zone).astimezone(timezone.utc)
+    day_ends = datetime.combine(day + timedelta(days=1), time(0), hours.zone).astimezone(timezone.utc)
+    return max(starts_at - early, booked_at, day_starts), day_ends
+
+
+def check_check_in_time(checked_in_at: datetime, starts_at: datetime, booked_at: datetime, hours: ClinicHours,
+                        early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)) -> None:
+    opens, closes = check_in_window(starts_at, booked_at, hours, early)
+    if opens <= checked_in_at < closes:
+        return
+    local = starts_at.astimezone(hours.zone)
+    appointment = f"the appointment is at {local:%H:%M} on {local:%a %-d %b %Y} ({hours.time_zone})"
+    details = {"starts_at": _z(starts_at), "check_in_opens_at": _z(opens), "check_in_closes_at": _z(closes)}
+    if checked_in_at < booked_at:
+        raise Conflict(f"{appointment} and was booked at {booked_at.astimezone(hours.zone):%H:%M on %a %-d %b}; "
+                       "a check-in cannot be earlier than its booking", details)
+    if checked_in_at < opens:
+        raise Conflict(f"{appointment}; check-in opens at {opens.astimezone(hours.zone):%H:%M on %a %-d %b}", details)
+    raise Conflict(f"{appointment}; check-in closed at the end of that day "
+                   "(mark it a no-show, or book another appointment)", details)
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
 
 CHECKLIST_ITEMS = ("fasting_confirmed", "escort_confirmed", "weight_kg", "baseline_vitals", "pre_session_score")
 
@@ -510,6 +573,7 @@ class Rules:
     slot_minutes_by_route: dict = field(default_factory=dict)
     late_cancellation_hours: int = LATE_CANCELLATION_HOURS
     monitoring_form_days: int = MONITORING_FORM_DAYS
+    check_in_early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)
 
     @classmethod
     def from_config(cls, section: dict | None) -> "Rules":
@@ -533,7 +597,9 @@ class Rules:
         return cls(hours=hours, course=course, vitals=vitals, discharge=discharge,
                    slot_minutes_by_route=dict(section.get("route_minutes") or {}),
                    late_cancellation_hours=int(section.get("late_cancellation_hours", LATE_CANCELLATION_HOURS)),
-                   monitoring_form_days=int(section.get("monitoring_form_days", MONITORING_FORM_DAYS)))
+                   monitoring_form_days=int(section.get("monitoring_form_days", MONITORING_FORM_DAYS)),
+                   check_in_early=timedelta(minutes=int(section.get("check_in_early_minutes",
+                                                                    CHECK_IN_EARLY_MINUTES))))
 
 
 def _clock(value) -> time:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.audit import RecordAccessMixin
+from common.idempotency import idempotency_keys
 from common.events import utcnow
 
 
@@ -70,6 +71,8 @@ class TreatmentPlan(Base):
     mg_per_kg: Mapped[float | None] = mapped_column(sa.Numeric(4, 2, asdecimal=False))
     fixed_dose_mg: Mapped[float | None] = mapped_column(Mg)
     max_dose_mg: Mapped[float] = mapped_column(Mg)
+    # An optional second ceiling, per kg of the weight at check-in.
+    max_mg_per_kg: Mapped[float | None] = mapped_column(sa.Numeric(4, 2, asdecimal=False))
     induction_sessions: Mapped[int]
     min_hours_apart: Mapped[int]
     maintenance_interval_days: Mapped[int | None]
@@ -119,17 +122,6 @@ class ResourceBooking(Base):
     appointment_id: Mapped[str] = mapped_column(
         sa.ForeignKey("appointments.appointment_id", ondelete="CASCADE"), index=True)
 
-
-class IdempotentRequest(Base):
-    """The first answer to a request sent with an ``Idempotency-Key``: a
-    retry gets it back instead of booking twice."""
-
-    __tablename__ = "idempotent_requests"
-
-    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    operation: Mapped[str] = mapped_column(sa.String(60))
-    result: Mapped[dict]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SessionRecord(Base):
@@ -242,3 +234,8 @@ class RecordAccess(RecordAccessMixin, Base):
 
     def view(self) -> dict:
         return {**super().view(), "subject_id": self.subject_id}
+
+
+# The shared Idempotency-Key store (common.idempotency), listed with this
+# service's tables so its migrations are held to it like the rest.
+idempotency_keys.to_metadata(Base.metadata)

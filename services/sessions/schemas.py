@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -26,6 +27,12 @@ AbortReason = Literal["vitals_alert", "adverse_event", "patient_request", "check
                       "equipment_failure", "eligibility", "other"]
 
 
+def at_most_two_decimals(value: float | None) -> float | None:
+    """A rate in mg/kg is kept to two decimals; rounding a third away would
+    change the prescription (up, half the time), so it is refused instead."""
+    if value is not None and Decimal(str(value)).as_tuple().exponent < -2:
+        raise ValueError("give at most two decimals (mg/kg)")
+    return value
 
 
 class ResourceInput(Schema):
@@ -40,22 +47,31 @@ class PlanInput(Schema):
     mg_per_kg: float | None = Field(default=None, gt=0, le=5)
     fixed_dose_mg: float | None = Field(default=None, gt=0)
     max_dose_mg: float | None = Field(default=None, gt=0, le=1000)
+    max_mg_per_kg: float | None = Field(default=None, gt=0, le=5)
     induction_sessions: int | None = Field(default=None, ge=1, le=12)
     min_hours_apart: int | None = Field(default=None, ge=0, le=24 * 14)
     maintenance_interval_days: int | None = Field(default=None, ge=1, le=180)
+
+    _rates = field_validator("mg_per_kg", "max_mg_per_kg")(at_most_two_decimals)
 
 
 class PlanChanges(Schema):
-    """Only the fields given are changed."""
+    """Only the fields given are changed. What every plan has (indication,
+    maximum dose, course length and spacing, status) admits no ``null``: a
+    422 naming the field; a per-kg or fixed dose and the maintenance
+    interval may be cleared."""
 
-    indication: Indication | None = None
+    indication: Indication = None
     mg_per_kg: float | None = Field(default=None, gt=0, le=5)
     fixed_dose_mg: float | None = Field(default=None, gt=0)
-    max_dose_mg: float | None = Field(default=None, gt=0, le=1000)
-    induction_sessions: int | None = Field(default=None, ge=1, le=12)
-    min_hours_apart: int | None = Field(default=None, ge=0, le=24 * 14)
+    max_dose_mg: float = Field(default=None, gt=0, le=1000)
+    max_mg_per_kg: float | None = Field(default=None, gt=0, le=5)
+    induction_sessions: int = Field(default=None, ge=1, le=12)
+    min_hours_apart: int = Field(default=None, ge=0, le=24 * 14)
     maintenance_interval_days: int | None = Field(default=None, ge=1, le=180)
-    status: Literal["active", "closed"] | None = None
+    status: Literal["active", "closed"] = None
+
+    _rates = field_validator("mg_per_kg", "max_mg_per_kg")(at_most_two_decimals)
 
 
 class BookingInput(Schema):
@@ -236,7 +252,7 @@ def plan_view(record: TreatmentPlan) -> dict:
     return {"plan_id": record.plan_id, "patient_id": record.patient_id, "route": record.route,
             "drug": record.drug, "indication": record.indication, "mg_per_kg": record.mg_per_kg,
             "fixed_dose_mg": record.fixed_dose_mg, "max_dose_mg": record.max_dose_mg,
-            "induction_sessions": record.induction_sessions, "min_hours_apart": record.min_hours_apart,
+            "max_mg_per_kg": record.max_mg_per_kg, "induction_sessions": record.induction_sessions, "min_hours_apart": record.min_hours_apart,
             "maintenance_interval_days": record.maintenance_interval_days, "baseline_phq9": record.baseline_phq9,
             "status": record.status, "course_completed_at": iso(record.course_completed_at),
             "created_by": record.created_by, "created_at": iso(record.created_at),

@@ -5,11 +5,13 @@ rules in ``domain`` inside one unit of work, and returns JSON-able dicts."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from common import idempotency
 from common.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
@@ -18,7 +20,7 @@ from common.validation import parse
 from services.sessions import domain, fhir, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
-    Addendum, Appointment, IdempotentRequest, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
+    Addendum, Appointment, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
     ResourceBooking, SessionRecord, SideEffect, TreatmentPlan, VitalsReading,
 )
 from services.sessions.schemas import (
@@ -42,13 +44,16 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------------- resources
 
     @rpc
-    def add_resource(self, resource):
+    def add_resource(self, resource, idempotency_key=None):
         given = parse(schemas.ResourceInput, resource)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_resource", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             record = Resource(kind=given.kind, name=given.name)
             uow.session.add(record)
             flush_or_conflict(uow.session, f"a {given.kind} named {given.name!r} already exists")
-            return resource_view(record)
+            return claim.remember(resource_view(record))
 
     @rpc
     def list_resources(self, kind=None):
@@ -123,20 +128,24 @@ class SessionsService(ClinicService):
     # ------------------------------------------------------------------ plans
 
     @rpc
-    def create_plan(self, plan):
+    def create_plan(self, plan, idempotency_key=None):
         given = parse(schemas.PlanInput, plan)
         actor = self._require_clinician("create a treatment plan")
         rules = self._rules()
         route = domain.route(given.route)
-        max_dose = given.max_dose_mg or route.default_max_dose_mg
+        # Kept to 0.1 mg like the charted dose, and rounded the same way: down.
+        max_dose = domain.round_dose(given.max_dose_mg or route.default_max_dose_mg)
         mg_per_kg = given.mg_per_kg if given.mg_per_kg is not None or route.fixed_doses_mg else route.default_mg_per_kg
-        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose)
+        domain.check_plan_dosing(given.route, mg_per_kg, given.fixed_dose_mg, max_dose, given.max_mg_per_kg)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "create_plan", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             eligibility = self._check_eligible(uow.session, given.patient_id, given.route)
             record = TreatmentPlan(
                 patient_id=given.patient_id, route=given.route, drug=route.drug, indication=given.indication,
                 mg_per_kg=mg_per_kg, fixed_dose_mg=given.fixed_dose_mg, max_dose_mg=max_dose,
-                induction_sessions=given.induction_sessions or rules.course.induction_sessions,
+                max_mg_per_kg=given.max_mg_per_kg, induction_sessions=given.induction_sessions or rules.course.induction_sessions,
                 min_hours_apart=given.min_hours_apart if given.min_hours_apart is not None
                 else rules.course.min_hours_apart,
                 maintenance_interval_days=given.maintenance_interval_days,
@@ -148,9 +157,10 @@ class SessionsService(ClinicService):
             uow.emit("plan.created", {
                 "patient_id": record.patient_id, "plan_id": record.plan_id, "route": record.route,
                 "drug": record.drug, "induction_sessions": record.induction_sessions,
-                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg, "created_by": actor,
+                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg,
+                "max_mg_per_kg": record.max_mg_per_kg, "created_by": actor,
             })
-            return plan_view(record)
+            return claim.remember(plan_view(record))
 
     @rpc
     def update_plan(self, plan_id, changes):
@@ -161,9 +171,12 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("change a treatment plan")
         with self.db.unit_of_work() as uow:
             record = self._plan(uow.session, plan_id, lock=True)
+            if changed.get("max_dose_mg") is not None:
+                changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
             for name, value in changed.items():
                 setattr(record, name, value)
-            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg)
+            domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg,
+                                     record.max_mg_per_kg)
             record.updated_by = actor
             self._audit(uow, record.patient_id, "plan_update", record.plan_id)
             return plan_view(record)
@@ -190,15 +203,13 @@ class SessionsService(ClinicService):
     def book_appointment(self, booking, idempotency_key=None):
         given = parse(schemas.BookingInput, booking)
         with self.db.unit_of_work() as uow:
-            replay = self._claim_idempotency_key(uow.session, idempotency_key, "book_appointment")
-            if replay is not None:
-                return replay
+            claim = idempotency.claim(uow, "book_appointment", idempotency_key, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, given.plan_id, lock=True)
             self._check_bookable(uow.session, plan)
             record = self._book(uow, plan, given.starts_at, given.chair_id, given.clinician_id, given.kind)
-            view = appointment_view(record)
-            self._remember(uow.session, idempotency_key, view)
-            return view
+            return claim.remember(appointment_view(record))
 
     @rpc
     def propose_course(self, plan_id, course):
@@ -228,16 +239,25 @@ class SessionsService(ClinicService):
         """Book the whole proposed induction course at once, or nothing."""
         given = parse(schemas.CourseInput, course)
         with self.db.unit_of_work() as uow:
-            replay = self._claim_idempotency_key(uow.session, idempotency_key, "book_course")
-            if replay is not None:
-                return replay
+            claim = idempotency.claim(uow, "book_course", idempotency_key, plan_id, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             self._check_bookable(uow.session, plan)
-            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction")
+            course_id = str(uuid.uuid4())
+            booked = [self._book(uow, plan, start, given.chair_id, given.clinician_id, "induction", course_id)
                       for start in self._course_starts(uow.session, plan, given)]
-            view = {"plan_id": plan.plan_id, "appointments": [appointment_view(a) for a in booked]}
-            self._remember(uow.session, idempotency_key, view)
-            return view
+            # One fact for the whole course, so the patient is told once,
+            # with every date, rather than once per appointment.
+            uow.emit("course.booked", {
+                "patient_id": plan.patient_id, "plan_id": plan.plan_id, "course_id": course_id,
+                "route": plan.route, "chair_id": given.chair_id, "clinician_id": given.clinician_id,
+                "appointments": [{"appointment_id": a.appointment_id, "sequence": a.sequence,
+                                  "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at)} for a in booked],
+            })
+            view = {"plan_id": plan.plan_id, "course_id": course_id,
+                    "appointments": [appointment_view(a) for a in booked]}
+            return claim.remember(view)
 
     @rpc
     def reschedule_appointment(self, appointment_id, change):
@@ -375,14 +395,20 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------- session records
 
     @rpc
-    def check_in(self, appointment_id, checklist):
+    def check_in(self, appointment_id, checklist, idempotency_key=None):
         given = parse(schemas.CheckInInput, checklist)
         checked_in_at = not_future(given.checked_in_at, "checked_in_at")
         if utcnow() - checked_in_at > CHARTING_WINDOW:
             raise field_error("checked_in_at", f"must be within the last {CHARTING_WINDOW.seconds // 3600} hours")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "check_in", idempotency_key, appointment_id, given)
+            if claim.replayed:
+                return claim.answer
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
+            rules = self._rules()
+            domain.check_check_in_time(checked_in_at, as_utc(appointment.starts_at), as_utc(appointment.created_at),
+                                       rules.hours, rules.check_in_early)
             self._check_eligible(uow.session, appointment.patient_id, appointment.route)
             plan = self._plan(uow.session, appointment.plan_id)
             appointment.status = AppointmentStatus.CHECKED_IN.value
@@ -397,7 +423,7 @@ class SessionsService(ClinicService):
                 "patient_id": record.patient_id, "session_id": record.session_id,
                 "appointment_id": appointment.appointment_id, "checked_in_at": iso(record.checked_in_at),
             })
-            return self._session_view(uow.session, record)
+            return claim.remember(self._session_view(uow.session, record))
 
     @rpc
     def update_checklist(self, session_id, checklist):
@@ -427,7 +453,7 @@ class SessionsService(ClinicService):
             record.dose_mg = domain.compute_dose_mg(
                 weight_kg=record.weight_kg, mg_per_kg=plan.mg_per_kg, fixed_dose_mg=plan.fixed_dose_mg,
                 max_dose_mg=plan.max_dose_mg, requested_mg=given.dose_mg,
-                device_doses_mg=domain.route(plan.route).fixed_doses_mg)
+                device_doses_mg=domain.route(plan.route).fixed_doses_mg, max_mg_per_kg=plan.max_mg_per_kg)
             record.lot_number = given.lot_number
             record.started_at = started_at
             record.status = SessionStatus.IN_PROGRESS.value
@@ -441,17 +467,20 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def record_vitals(self, session_id, vitals):
+    def record_vitals(self, session_id, vitals, idempotency_key=None):
         given = parse(schemas.VitalsInput, vitals)
         recorded_at = not_future(given.recorded_at, "recorded_at")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_vitals", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "record", signed=bool(record.signed_at))
             appointment = self._appointment(uow.session, record.appointment_id)
             reading = self._add_reading(uow, record, appointment, given.model_dump(exclude={"recorded_at"}),
                                         recorded_at)
             self._audit(uow, record.patient_id, "vitals", record.session_id)
-            return reading_view(reading)
+            return claim.remember(reading_view(reading))
 
     @rpc
     def record_observation(self, session_id, observation):
@@ -468,10 +497,13 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def record_side_effect(self, session_id, side_effect):
+    def record_side_effect(self, session_id, side_effect, idempotency_key=None):
         given = parse(schemas.SideEffectInput, side_effect)
         recorded_at = not_future(given.recorded_at, "recorded_at")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_side_effect", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             domain.check_session_move(SessionStatus(record.status), "record", signed=bool(record.signed_at))
             entry = SideEffect(session_id=record.session_id, effect=given.effect, severity=given.severity,
@@ -480,7 +512,7 @@ class SessionsService(ClinicService):
             uow.session.add(entry)
             uow.session.flush()
             self._audit(uow, record.patient_id, "side_effect", record.session_id)
-            return side_effect_view(entry)
+            return claim.remember(side_effect_view(entry))
 
     @rpc
     def complete_session(self, session_id, completion):
@@ -582,10 +614,13 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def add_addendum(self, session_id, addendum):
+    def add_addendum(self, session_id, addendum, idempotency_key=None):
         given = parse(schemas.AddendumInput, addendum)
         actor = self._require_clinician("amend a session record")
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "add_addendum", idempotency_key, session_id, given)
+            if claim.replayed:
+                return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             if not record.signed_at:
                 raise Conflict("the record is not signed yet: change it directly instead of adding an addendum")
@@ -593,7 +628,7 @@ class SessionsService(ClinicService):
             uow.session.add(entry)
             uow.session.flush()
             self._audit(uow, record.patient_id, "addendum", record.session_id)
-            return addendum_view(entry)
+            return claim.remember(addendum_view(entry))
 
     @rpc
     def get_session(self, session_id):
@@ -647,15 +682,18 @@ class SessionsService(ClinicService):
     # -------------------------------------------------------------- outcomes
 
     @rpc
-    def record_phq9(self, plan_id, score):
+    def record_phq9(self, plan_id, score, idempotency_key=None):
         """A PHQ-9 total outside check-in, e.g. the end-of-course score."""
         given = parse(schemas.PHQ9Input, score)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "record_phq9", idempotency_key, plan_id, given)
+            if claim.replayed:
+                return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             uow.session.add(PHQ9Score(plan_id=plan.plan_id, total=given.total, recorded_at=utcnow()))
             uow.session.flush()
             self._audit(uow, plan.patient_id, "phq9", plan.plan_id)
-            return self._course_summary(uow.session, plan)
+            return claim.remember(self._course_summary(uow.session, plan))
 
     @rpc
     def get_course_summary(self, plan_id):
@@ -753,26 +791,6 @@ class SessionsService(ClinicService):
         rules = self._rules()
         return domain.appointment_length(route_code, rules.hours, rules.slot_minutes_by_route)
 
-    def _claim_idempotency_key(self, session, key, operation: str):
-        """The stored answer when this key was seen before; otherwise the
-        key is claimed in this transaction (a racing twin fails on it)."""
-        if key is None:
-            return None
-        if not isinstance(key, str) or not 1 <= len(key) <= 200:
-            raise field_error("idempotency_key", "must be a string of 1 to 200 characters")
-        seen = session.get(IdempotentRequest, key)
-        if seen is not None:
-            if seen.operation != operation:
-                raise Conflict(f"this Idempotency-Key was already used for {seen.operation}")
-            return seen.result
-        session.add(IdempotentRequest(key=key, operation=operation, result={}))
-        flush_or_conflict(session, "a request with this Idempotency-Key is in progress; retry shortly")
-        return None
-
-    def _remember(self, session, key, view: dict) -> None:
-        if key is not None:
-            session.get(IdempotentRequest, key).result = view
-
     def _check_slot(self, session, plan: TreatmentPlan, starts_at: datetime, chair_id: str, clinician_id: str,
                     moving: str | None = None) -> tuple[datetime, datetime]:
         """Every rule a booking must meet, in Python for a clear message; the
@@ -810,7 +828,8 @@ class SessionsService(ClinicService):
                 ResourceBooking.slot_start.in_(slots)).distinct()).all()
         return [{"resource_kind": kind, "appointment_id": appointment_id} for kind, appointment_id in rows]
 
-    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind) -> Appointment:
+    def _book(self, uow, plan: TreatmentPlan, starts_at, chair_id, clinician_id, kind,
+              course_id: str | None = None) -> Appointment:
         starts, ends = self._check_slot(uow.session, plan, starts_at, chair_id, clinician_id)
         holding = [s.value for s in domain.HOLDING]
         # Numbered in booking order and never reused by a live appointment;
@@ -830,6 +849,8 @@ class SessionsService(ClinicService):
             "patient_id": record.patient_id, "appointment_id": record.appointment_id, "plan_id": plan.plan_id,
             "kind": record.kind, "sequence": record.sequence, "starts_at": iso(starts), "ends_at": iso(ends),
             "route": record.route, "chair_id": chair_id, "clinician_id": clinician_id,
+            # Set when booked as part of a course: the course.booked event then speaks for it.
+            "course_id": course_id,
         })
         return record
 

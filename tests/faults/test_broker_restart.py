@@ -141,6 +141,5 @@ def test_services_outlive_a_broker_restart_and_a_broker_crash(rabbit_node, clini
         assert sorted(applied(clean_databases, service, handler)) == sorted(events.values())
     assert sorted(billing_patients(clean_databases)) == sorted(patients)
 
-    # While the broker was away the gateway answered a server error (never
-    # one blaming the request), or the client gave up waiting.
-    assert all(status is None or status >= 500 for status, _ in desk.refused()), desk.refused()[:5]
+    # While the broker was away the gateway said so.
+    assert {status for status, _ in desk.refused()} <= {503}, desk.refused()[:5]

@@ -8,10 +8,10 @@ from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
 from tests.support.billing import wait_until
 from tests.support.intake import approved_patient
-from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso
+from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso, move_to_today
 
 
-def test_a_completed_session_is_charged_invoiced_and_paid(start_service, clinic_config, events):
+def test_a_completed_session_is_charged_invoiced_and_paid(start_service, clinic_config, events, databases):
     events.listen("billing")
     for service in (IntakeService, SessionsService, BillingService):
         start_service(service)
@@ -25,6 +25,7 @@ def test_a_completed_session_is_charged_invoiced_and_paid(start_service, clinic_
         appointment = rpc.sessions.book_appointment({
             "plan_id": plan["plan_id"], "starts_at": iso(clinic_time(clinic_monday(), 9)),
             "chair_id": chair, "clinician_id": clinician})
+        move_to_today(databases.engine("sessions"), appointment["appointment_id"])
         session = rpc.sessions.check_in(appointment["appointment_id"], CHECKLIST)
         rpc.sessions.start_session(session["session_id"], {"lot_number": "KET-2026-11"})
         rpc.sessions.record_vitals(session["session_id"], BASELINE)

@@ -82,3 +82,59 @@ def test_the_access_log_merges_every_services_trail(api):
     assert [(entry["service"], entry["action"]) for entry in log["items"]] == [
         ("billing", "read_balance"), ("intake", "create")]
 
+
+def test_every_create_route_declares_the_idempotency_key(api):
+    document = api.get("/api/v1/openapi.json").json()
+    creates = [(path, operation) for path, method, operation in operations(document)
+               if method == "POST" and "201" in operation["responses"]]
+    assert len(creates) >= 18
+    for path, operation in creates:
+        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        assert "Idempotency-Key" in headers, path
+
+
+def test_a_registration_retried_with_its_idempotency_key_makes_one_patient(api):
+    front = {"Authorization": "Bearer t-front", "Idempotency-Key": "reg-7f3a"}
+    patient = {"given_name": "Ana", "family_name": "Lopez", "date_of_birth": "1980-02-03", "sex": "female",
+               "primary_condition": "ptsd"}
+    first = api.post("/api/v1/patients", json=patient, headers=front)
+    retry = api.post("/api/v1/patients", json=patient, headers=front)
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    other = api.post("/api/v1/patients", json={**patient, "given_name": "Bea"}, headers=front)
+    assert_problem(other, allowed=(422,))
+    assert "reg-7f3a" in other.json()["detail"]
+    assert other.json()["errors"][0]["field"] == "idempotency_key"
+    found = api.get("/api/v1/patients", params={"name": "lopez"}, headers=ADMIN).json()
+    assert found["total"] == 1
+
+
+def test_control_characters_anywhere_in_a_request_answer_422_naming_the_field(api):
+    front = {"Authorization": "Bearer t-front"}
+    patient = {"given_name": "Ana", "family_name": "A\u0000", "date_of_birth": "1980-02-03", "sex": "female",
+               "primary_condition": "ptsd"}
+    answer = api.post("/api/v1/patients", json=patient, headers=front)
+    assert_problem(answer, allowed=(422,))
+    assert answer.json()["errors"] == [{"field": "family_name", "message": answer.json()["errors"][0]["message"]}]
+    answer = api.get("/api/v1/patients/abc%00def", headers=front)
+    assert_problem(answer, allowed=(422,))
+    assert answer.json()["errors"][0]["field"] == "patient_id"
+    answer = api.get("/api/v1/patients", params={"name": "lo\u0000pez"}, headers=front)
+    assert_problem(answer, allowed=(422,))
+    assert answer.json()["errors"][0]["field"] == "name"
+    # A correlation id that is not a plain token is replaced, not stored.
+    answer = api.post("/api/v1/patients", json={**patient, "family_name": "Lopez"},
+                      headers={**front, "X-Correlation-ID": "req\u0001-1"})
+    assert answer.status_code == 201 and answer.headers["X-Correlation-ID"] != "req\u0001-1"
+
+
+@pytest.mark.parametrize("field", ["given_name", "date_of_birth", "sex", "time_zone"])
+def test_a_patient_change_to_null_answers_422_naming_the_field(api, field):
+    front = {"Authorization": "Bearer t-front"}
+    patient = {"given_name": "Ana", "family_name": "Lopez", "date_of_birth": "1980-02-03", "sex": "female",
+               "primary_condition": "ptsd"}
+    pid = api.post("/api/v1/patients", json=patient, headers=front).json()["patient_id"]
+    answer = api.patch(f"/api/v1/patients/{pid}", json={field: None}, headers=front)
+    assert_problem(answer, allowed=(422,))
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from gateway.service import GatewayService
 from services.notifications.service import NotificationsService
 from tests.conftest import web_address
-from tests.support.notifications import register_patient, wait_until
+from tests.support.events import publish_event
+from tests.support.notifications import register_patient, wait_until, zone_where_it_is
 
 FRONT = {"Authorization": "Bearer t-front"}
 BILL = {"Authorization": "Bearer t-bill"}
@@ -24,13 +25,26 @@ def api(start_service):
         yield client
 
 
-@pytest.fixture
-def patient_id(api, clinic_config):
+def registered(api, clinic_config, hour_there: int = 12) -> str:
+    # Quiet hours are the default 21:00–08:00: the patient lives where it is now ``hour_there``:xx.
     pid = str(uuid.uuid4())
-    register_patient(clinic_config["AMQP_URI"], pid)
+    zone = zone_where_it_is(hour_there)
+    register_patient(clinic_config["AMQP_URI"], pid, consents=(), time_zone=zone)
+    # The consents (which queue the welcome) only once the time zone is known.
+    wait_until(lambda: api.get(f"/api/v1/patients/{pid}/notification-preferences", headers=FRONT)
+               .json().get("time_zone") == zone, 10, "the registration did not arrive")
+    for kind in ("email", "sms"):
+        publish_event(clinic_config["AMQP_URI"], "intake", "consent.recorded", {
+            "patient_id": pid, "consent_id": f"c-{kind}-{pid}", "kind": kind, "status": "granted",
+            "effective_at": "2026-01-01T00:00:00Z"})
     wait_until(lambda: len(api.get("/api/v1/notifications", params={"patient_id": pid}, headers=FRONT)
                            .json().get("items", [])) == 2, 10, "the welcome messages were not queued")
     return pid
+
+
+@pytest.fixture
+def patient_id(api, clinic_config):
+    return registered(api, clinic_config)
 
 
 def test_staff_read_the_delivery_log_and_a_message(api, patient_id):
@@ -41,6 +55,15 @@ def test_staff_read_the_delivery_log_and_a_message(api, patient_id):
     [sms] = by_channel.json()["items"]
     one = api.get(f"/api/v1/notifications/{sms['notification_id']}", headers=FRONT).json()
     assert one["kind"] == "welcome" and [e["status"] for e in one["log"]] == ["queued"]
+
+
+def test_a_message_held_for_quiet_hours_shows_the_deferral_in_its_log(api, clinic_config):
+    pid = registered(api, clinic_config, hour_there=2)
+    for message in api.get("/api/v1/notifications", params={"patient_id": pid}, headers=FRONT).json()["items"]:
+        log = api.get(f"/api/v1/notifications/{message['notification_id']}", headers=FRONT).json()["log"]
+        assert [e["status"] for e in log] == ["queued", "deferred"]
+        assert log[1]["detail"].startswith("quiet hours (21:00–08:00 in Etc/GMT")
+        assert "held until" in log[1]["detail"]
 
 
 def test_preferences_are_read_by_any_staff_and_changed_by_front_desk(api, patient_id):

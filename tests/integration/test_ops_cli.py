@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 
-from common import cli
+import cli
 from services.intake.service import IntakeService
 from tests.support.events import publish_event
 from tests.support.ops import wait_until

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from common.cli import SERVICES, has_database
+from cli.services import SERVICES, has_database
 from common.config import PROJECT_ROOT
 from tests.support.ops import COMPOSE_FILE, DOCKERFILE, compose, container_command, dockerfile_instruction
 

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from kombu import Connection
 
-from common import cli
+import cli
 from common.deadletters import DEAD_LETTER_QUEUE, dead_letter_queue, list_dead_letters
 from common.errors import Conflict
 from common.handlers import consumes

@@ -128,3 +128,54 @@ def test_the_gateway_serves_metrics_too(start_service):
     assert {s.labels["outcome"] for s in gateway_calls} >= {"ok", "rejected"}
     assert sample(families, "clinic_entrypoint_calls", service="gateway", entrypoint="openapi",
                   kind="http", outcome="ok") >= 1
+
+
+@pytest.fixture
+def four_services_answering_together():
+    """Four /ready endpoints that answer only once all four have been asked:
+    a gateway that asks one after another gets the first answer only after
+    its own probe timeout, so only asking them at once finds all four ready."""
+    import threading
+
+    import eventlet
+    import eventlet.wsgi
+
+    barrier = threading.Barrier(4, timeout=30)
+
+    def ready_app(environ, start_response):
+        try:
+            barrier.wait()
+            status, body = "200 OK", b'{"status": "ready"}'
+        except threading.BrokenBarrierError:
+            status, body = "503 Service Unavailable", b'{"status": "not_ready"}'
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    servers, urls = [], {}
+    for name in ("intake", "sessions", "billing", "notifications"):
+        listener = eventlet.listen(("127.0.0.1", 0))
+        servers.append(eventlet.spawn(eventlet.wsgi.server, listener, ready_app, log_output=False))
+        urls[name] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    yield urls
+    barrier.abort()
+    for server in servers:
+        server.kill()
+
+
+def test_the_aggregate_asks_every_service_at_once(start_service, four_services_answering_together):
+    gateway = start_service(GatewayService, SERVICE_HEALTH_URLS=four_services_answering_together)
+    assert aggregate(gateway) == (200, {"status": "ok", "services": {
+        "intake": "ready", "sessions": "ready", "billing": "ready", "notifications": "ready"}})
+
+
+def test_asking_for_the_aggregate_logs_at_debug_only(start_service, four_services_answering_together, caplog):
+    import logging
+
+    gateway = start_service(GatewayService, SERVICE_HEALTH_URLS=four_services_answering_together)
+    with caplog.at_level(logging.DEBUG):
+        assert aggregate(gateway)[0] == 200
+        wait_until(lambda: any(r.getMessage() == "http services_health finished: ok" for r in caplog.records),
+                   message="the entrypoint's line")
+    ours = [r for r in caplog.records if r.name in ("clinic.entrypoint", "gateway.service")]
+    assert {r.getMessage() for r in ours} >= {"probe intake: ready", "http services_health finished: ok"}
+    assert {r.levelname for r in ours} == {"DEBUG"}

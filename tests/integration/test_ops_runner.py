@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from common.cli import SERVICES, available_services, has_database
+from cli.services import SERVICES, available_services, has_database
 from common.errors import ValidationFailed
 from common.config import PROJECT_ROOT
 from common.migrations import alembic_config, current_revision, upgrade
@@ -73,7 +73,8 @@ def clinic_day(intake_process, vhost_uri):
 
 
 def test_the_container_command_migrates_and_becomes_ready(intake_process):
-    assert intake_process.output().splitlines()[0] == "migrated intake"
+    first = intake_process.json_lines()[0]  # the runner's own line is JSON too
+    assert (first["message"], first["logger"], first["service"]) == ("migrated intake", "clinic.run", "intake")
     assert http_status(f"{intake_process.url}/health") == 200
 
 

@@ -18,7 +18,7 @@ from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
 from tests.conftest import web_address
 from tests.support.intake import PHQ9_MODERATE, approved_patient
-from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso
+from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso, move_to_today
 
 FRONT = {"Authorization": "Bearer t-front"}
 CLIN = {"Authorization": "Bearer t-clin"}
@@ -62,7 +62,7 @@ def counts(databases, *tables):
         return {t: connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
 
 
-def test_from_intake_approval_to_a_completed_session(clinic, events):
+def test_from_intake_approval_to_a_completed_session(clinic, events, databases):
     rpc, api = clinic
     events.listen("sessions")
     pid = approved_in_sessions(rpc, api)
@@ -90,7 +90,14 @@ def test_from_intake_approval_to_a_completed_session(clinic, events):
     day = api.get("/api/v1/schedule", params={"date": MONDAY.isoformat()}, headers=FRONT).json()
     assert [(i["patient_name"], i["chair"]) for i in day["items"]] == [("Ana Lopez", "Chair 1")]
 
-    first = appointments[0]["appointment_id"]
+    # Check-in belongs to the appointment's own day: a session days ahead is refused, naming its time.
+    ahead = api.post(f"/api/v1/appointments/{appointments[1]['appointment_id']}/check-in", json=CHECKLIST,
+                     headers=FRONT)
+    assert ahead.status_code == 409 and ahead.headers["content-type"] == "application/problem+json", ahead.text
+    assert "the appointment is at 09:00 on" in ahead.json()["detail"]
+    assert counts(databases, "session_records") == {"session_records": 0}
+
+    first = move_to_today(databases.engine("sessions"), appointments[0]["appointment_id"])
     checked_in = api.post(f"/api/v1/appointments/{first}/check-in", json=CHECKLIST, headers=FRONT)
     assert checked_in.status_code == 201, checked_in.text
     sid = checked_in.json()["session_id"]

@@ -37,12 +37,13 @@ def rpc_caller(container, actor: str = "biller (billing)"):
     return as_staff(container, actor)
 
 
-def concurrently(config, method: str, calls: list[tuple], actor: str = "biller (billing)") -> list:
+def concurrently(config, method: str, calls: list[tuple], actor: str = "biller (billing)",
+                 service: str = "billing") -> list:
     """Make the calls over real RPC, all in flight at once; returns each
     result, or the exception it raised. (entrypoint_hook cannot: concurrent
     hooks on one method all receive the first worker's result.)"""
     with ClusterRpcProxy(config, context_data={"actor": actor}) as cluster:
-        pending = [getattr(cluster.billing, method).call_async(*args) for args in calls]
+        pending = [getattr(getattr(cluster, service), method).call_async(*args) for args in calls]
         results = []
         for reply in pending:
             try:

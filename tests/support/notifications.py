@@ -167,6 +167,16 @@ def iso_in(seconds: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def zone_where_it_is(hour: int) -> str:
+    """A fixed-offset time zone where the wall clock now shows ``hour``:xx,
+    so a test about quiet hours does not depend on when it runs."""
+    from datetime import datetime, timezone
+
+    shift = (hour - datetime.now(timezone.utc).hour) % 24
+    shift = shift - 24 if shift > 12 else shift
+    return "Etc/GMT" if shift == 0 else f"Etc/GMT{'-' if shift > 0 else '+'}{abs(shift)}"  # Etc/ signs are inverted
+
+
 def register_patient(amqp_uri: str, patient_id: str, consents=("email", "sms"), **facts) -> None:
     """What intake publishes for a registered patient who consented."""
     from tests.support.events import publish_event

@@ -137,15 +137,21 @@ class ClinicProcess:
         return self.log_path.read_text(errors="replace")
 
     def json_lines(self) -> list[dict]:
-        """Every line the service logged after ``migrated ...``, parsed;
-        fails on a line that is not JSON."""
-        lines = self.output().splitlines()
-        parsed = []
-        for line in lines:
-            if not line.strip() or line.startswith("migrated "):
-                continue
-            parsed.append(json.loads(line))
-        return parsed
+        """Every line the process wrote, the runner's own included, parsed;
+        fails on a line that is not one JSON object."""
+        return json_lines(self.output())
+
+
+def json_lines(output: str) -> list[dict]:
+    parsed = []
+    for number, line in enumerate(output.splitlines(), 1):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"line {number} is not JSON: {line!r}") from None
+        assert isinstance(value, dict), f"line {number} is not a JSON object: {line!r}"
+        parsed.append(value)
+    return parsed
 
 
 _socket = eventlet.patcher.original("socket")

@@ -31,6 +31,21 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def move_to_today(engine, appointment_id: str, starts_at: datetime | None = None) -> str:
+    """Bookings are always made ahead, but check-in belongs to the
+    appointment's own day: move a booked appointment to ``starts_at`` (by
+    default this minute) as if it had been booked two days before."""
+    import sqlalchemy as sa
+
+    starts = (starts_at or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE appointments SET starts_at = :starts, ends_at = :ends, created_at = :booked "
+                                   "WHERE appointment_id = :appointment_id"),
+                           {"starts": starts, "ends": starts + timedelta(hours=1),
+                            "booked": starts - timedelta(days=2), "appointment_id": appointment_id})
+    return appointment_id
+
+
 def approval_data(patient_id: str | None = None, phq9_total: int = 20, weight_kg: float = 70) -> dict:
     """The data of an ``intake.approved`` event, as intake publishes it."""
     return {"patient_id": patient_id or str(uuid.uuid4()), "mrn": "MRN0000042", "decided_by": "dr.who",

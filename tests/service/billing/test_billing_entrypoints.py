@@ -35,7 +35,7 @@ def wait_for_charges(call, patient_id, count):
 
 def counts(databases):
     return {table: scalar(databases, f"SELECT count(*) FROM {table}")
-            for table in ("charges", "invoices", "payments", "refunds", "outbox", "idempotent_requests")}
+            for table in ("charges", "invoices", "payments", "refunds", "outbox", "idempotency_keys")}
 
 
 # ------------------------------------------------------------------ charges
@@ -254,7 +254,7 @@ def test_a_retried_payment_with_the_same_key_records_one_payment(billing, call, 
     raced = concurrently(billing.config, "record_payment", [(invoice["invoice_id"], payment, "pay-456")] * 4)
     assert all(r["payment"]["payment_id"] == raced[0]["payment"]["payment_id"] for r in raced)
     assert scalar(databases, "SELECT count(*) FROM payments") == 2
-    with pytest.raises(Conflict):  # the same key for another request
+    with pytest.raises(ValidationFailed, match="pay-123"):  # the same key for another request
         call("record_payment", invoice["invoice_id"], {**payment, "amount_cents": 500}, "pay-123")
     refund = {"amount_cents": 2500, "reason": "goodwill"}
     first_refund = call("refund_payment", first["payment"]["payment_id"], refund, "refund-1")

@@ -64,6 +64,8 @@ def test_every_access_to_a_record_is_audited(call):
     ({"weight_kg": -3}, "weight_kg"),
     ({"diagnosis_codes": ["depression"]}, "diagnosis_codes"),
     ({"favourite_colour": "blue"}, "favourite_colour"),
+    ({"family_name": "A\u0000"}, "family_name"),
+    ({"given_name": "An\u0007a"}, "given_name"),
 ])
 def test_invalid_patient_fields_are_named_and_nothing_is_written(call, databases, change, field):
     with pytest.raises(ValidationFailed) as caught:
@@ -71,6 +73,34 @@ def test_invalid_patient_fields_are_named_and_nothing_is_written(call, databases
     assert field in {e["field"] for e in caught.value.details}
     assert count(databases, "patients") == 0
     assert count(databases, "outbox") == 0
+
+
+def test_a_registration_retried_with_its_idempotency_key_makes_one_patient(intake, call, databases, events):
+    events.listen("intake")
+    first = call("register_patient", PATIENT, "reg-1")
+    assert call("register_patient", {**PATIENT, "given_name": " Ana "}, "reg-1") == first
+    assert count(databases, "patients") == 1 and count(databases, "outbox") == 1
+    with pytest.raises(ValidationFailed, match="reg-1"):
+        call("register_patient", {**PATIENT, "given_name": "Bea"}, "reg-1")
+    # Another member of staff's key of the same spelling is theirs alone.
+    other = as_staff(intake, "frontdesk (front_desk)")("register_patient", PATIENT, "reg-1")
+    assert other["patient_id"] != first["patient_id"]
+    assert count(databases, "patients") == 2
+
+
+@pytest.mark.parametrize("field", ["given_name", "family_name", "date_of_birth", "sex", "time_zone",
+                                   "primary_condition", "diagnosis_codes"])
+def test_a_change_cannot_empty_a_field_every_patient_has(call, field):
+    patient = call("register_patient", PATIENT)
+    with pytest.raises(ValidationFailed) as caught:
+        call("update_patient", patient["patient_id"], {field: None})
+    assert [e["field"] for e in caught.value.details] == [field]
+    assert call("get_patient", patient["patient_id"])[field] == patient[field]
+
+
+def test_a_change_may_clear_contact_details(call):
+    patient = call("register_patient", {**PATIENT, "email": "ana@example.org"})
+    assert call("update_patient", patient["patient_id"], {"email": None, "phone": None})["email"] is None
 
 
 def test_missing_fields_are_named(call):

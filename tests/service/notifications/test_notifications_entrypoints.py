@@ -2,6 +2,7 @@
 broker and PostgreSQL. Delivery is switched off here (the scheduler's first
 sweep is an hour away) so each test sees exactly what was queued; delivery
 to real servers is in tests/integration/test_notifications_delivery.py."""
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -176,6 +177,19 @@ def test_a_patient_message_due_at_night_waits_for_the_local_morning(start_notifi
                  for m in welcome]
     assert len(local_due) == 2 and all((d.hour, d.minute) == (8, 0) for d in local_due)
     assert all(d - now.astimezone(ZoneInfo(zone)) < timedelta(hours=7) for d in local_due)
+    # The delivery log says so at once, as its own step with the reason.
+    for message in welcome:
+        with entrypoint_hook(container, "get_message") as hook:
+            log = hook(message["notification_id"])["log"]
+        assert [step["status"] for step in log] == ["queued", "deferred"]
+        assert log[1]["detail"].startswith(f"quiet hours (21:00–08:00 in {zone}): due at 02:")
+        assert "held until" in log[1]["detail"] and "08:00 local time" in log[1]["detail"]
+
+
+def test_a_message_outside_quiet_hours_logs_no_deferral(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    for message in messages(call, patient_id=pid):
+        assert [step["status"] for step in call("get_message", message["notification_id"])["log"]] == ["queued"]
 
 
 def test_staff_alerts_are_queued_urgent_by_mrn(start_notifications, amqp):
@@ -287,3 +301,44 @@ def test_every_access_to_a_patients_messages_is_audited(notifications, amqp, cal
     assert {entry["actor"] for entry in trail} == {"frontdesk (front_desk)"}
     with pytest.raises(ValidationFailed):
         call("list_record_access", pid, 0)
+
+
+def test_a_display_name_that_names_treatment_is_warned_about_at_start(start_notifications, caplog):
+    with caplog.at_level(logging.WARNING, logger="services.notifications.service"):
+        start_notifications()
+        assert not [r for r in caplog.records if "names treatment" in r.getMessage()]
+        start_notifications(CLINIC_DISPLAY_NAME="Sunrise Ketamine Clinic")
+    [warning] = [r.getMessage() for r in caplog.records if "names treatment" in r.getMessage()]
+    assert "CLINIC_DISPLAY_NAME" in warning and "ketamine" in warning
+
+
+def test_a_booked_course_is_confirmed_once_and_each_appointment_keeps_its_reminders(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    course = [appointment_facts(pid, f"course-appt-{n}", starts_in_seconds=(3 + 2 * n) * 86400) for n in range(6)]
+    for n, data in enumerate(course):
+        deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled",
+                {**data, "sequence": n + 1, "course_id": "course-1"})
+    booked = {"patient_id": pid, "plan_id": "plan-1", "course_id": "course-1", "route": "iv_infusion",
+              "chair_id": "chair-2", "clinician_id": "dr.who",
+              "appointments": [{k: d[k] for k in ("appointment_id", "sequence", "starts_at", "ends_at")}
+                               for d in course]}
+    body = deliver(notifications, "on_course_booked", amqp, "sessions", "course.booked", booked)
+    with entrypoint_waiter(notifications, "on_course_booked", timeout=10):
+        republish(amqp, body)
+    owed = [m for m in messages(call, patient_id=pid) if m["kind"] != "welcome"]
+    by_kind = {}
+    for m in owed:
+        by_kind.setdefault(m["kind"], []).append(m["channel"])
+    assert sorted(by_kind["course_confirmation"]) == ["email", "sms"]
+    assert "appointment_confirmation" not in by_kind
+    assert len(by_kind["appointment_reminder"]) == 6 * 2 * 2   # 48 h and 2 h, email and SMS, per appointment
+    confirmation = next(m for m in owed if m["kind"] == "course_confirmation")
+    assert confirmation["dedupe_key"] == "course-1:course_confirmation:" + confirmation["channel"]
+
+
+def test_an_appointment_booked_alone_is_still_confirmed_alone(notifications, amqp, call):
+    pid = patient(notifications, amqp)
+    deliver(notifications, "on_appointment_scheduled", amqp, "sessions", "appointment.scheduled",
+            {**appointment_facts(pid, "single-1", starts_in_seconds=3 * 86400), "course_id": None})
+    kinds = sorted(m["kind"] for m in messages(call, appointment_id="single-1"))
+    assert kinds.count("appointment_confirmation") == 2

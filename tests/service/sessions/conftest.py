@@ -5,7 +5,7 @@ from nameko.testing.services import entrypoint_waiter
 from services.sessions.service import SessionsService
 from tests.support.calls import as_staff
 from tests.support.events import publish_event
-from tests.support.sessions import CLINICIAN, approval_data
+from tests.support.sessions import CLINICIAN, approval_data, move_to_today
 
 
 @pytest.fixture
@@ -61,3 +61,11 @@ def execute(databases):
         with databases.engine("sessions").begin() as connection:
             connection.execute(sa.text(statement), params)
     return execute
+
+
+@pytest.fixture
+def arrived(databases):
+    """The appointment moved to today (see move_to_today), ready for check-in."""
+    def arrived(appointment_id, starts_at=None):
+        return move_to_today(databases.engine("sessions"), appointment_id, starts_at)
+    return arrived

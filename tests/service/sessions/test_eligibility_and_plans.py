@@ -68,9 +68,18 @@ def test_a_clinician_creates_the_plan_with_route_defaults(call, patient_id, even
             plan["min_hours_apart"], plan["baseline_phq9"]) == ("ketamine", 0.5, 75.0, 6, 48, 20)
     created = events.wait_for("plan.created")["data"]
     assert set(created) == {"patient_id", "plan_id", "route", "drug", "induction_sessions", "mg_per_kg",
-                            "max_dose_mg", "created_by"}
+                            "max_dose_mg", "max_mg_per_kg", "created_by"}
     changed = call("update_plan", plan["plan_id"], {"mg_per_kg": 0.75, "maintenance_interval_days": 28})
     assert (changed["mg_per_kg"], changed["maintenance_interval_days"]) == (0.75, 28)
+
+
+@pytest.mark.parametrize("field", ["indication", "max_dose_mg", "induction_sessions", "min_hours_apart", "status"])
+def test_a_plan_change_cannot_null_what_every_plan_has(call, patient_id, field):
+    plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id})
+    with pytest.raises(ValidationFailed) as caught:
+        call("update_plan", plan["plan_id"], {field: None})
+    assert [e["field"] for e in caught.value.details] == [field]
+    assert call("get_plan", plan["plan_id"])[field] == plan[field]
 
 
 @pytest.mark.parametrize("actor", [FRONT_DESK, None, "someone"])

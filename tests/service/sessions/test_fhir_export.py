@@ -30,9 +30,9 @@ def book(call, patient_id, chairs, clinicians, plan):
                                      "chair_id": chairs[0], "clinician_id": clinicians[0]})
 
 
-def test_a_completed_iv_session_exports_as_valid_fhir(call, patient_id, chairs, clinicians):
+def test_a_completed_iv_session_exports_as_valid_fhir(arrived, call, patient_id, chairs, clinicians):
     appointment = book(call, patient_id, chairs, clinicians, IV_PLAN)
-    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    sid = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-7"})
     alert = call("record_vitals", sid, {"systolic": 184, "diastolic": 96, "heart_rate": 88, "spo2": 97,
                                         "respiratory_rate": 12})
@@ -45,7 +45,7 @@ def test_a_completed_iv_session_exports_as_valid_fhir(call, patient_id, chairs, 
     assert kinds == ["Appointment", "Encounter", "MedicationAdministration"] + ["Observation"] * 11
 
     booked = resources[appointment["appointment_id"]]
-    assert (booked["status"], booked["start"]) == ("fulfilled", appointment["starts_at"])
+    assert (booked["status"], booked["start"]) == ("fulfilled", call("get_appointment", appointment["appointment_id"])["starts_at"])
     assert {"reference": f"Patient/{patient_id}"} in [p["actor"] for p in booked["participant"]]
     encounter = resources[sid]
     assert encounter["status"] == "finished" and encounter["class"]["code"] == "AMB"
@@ -76,11 +76,11 @@ def test_a_completed_iv_session_exports_as_valid_fhir(call, patient_id, chairs, 
     assert "fhir_export" in {e["action"] for e in call("list_record_access", patient_id)}
 
 
-def test_an_undosed_esketamine_session_has_no_administration(call, patient_id, chairs, clinicians):
+def test_an_undosed_esketamine_session_has_no_administration(arrived, call, patient_id, chairs, clinicians):
     call("record_rems_enrollment", patient_id, {"enrollment_id": "REMS-1", "enrolled_on": "2026-11-01"})
     appointment = book(call, patient_id, chairs, clinicians, {
         "route": "intranasal_esketamine", "indication": "major_depressive_disorder", "fixed_dose_mg": 84})
-    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    sid = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)["session_id"]
     resources = validated(call("export_fhir", sid))
     assert [r["resourceType"] for r in resources.values()] == ["Appointment", "Encounter"] + ["Observation"] * 4
     assert resources[sid]["status"] == "arrived"

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from common.errors import Conflict, NotFound, ValidationFailed
+from tests.support.billing import concurrently
 from tests.support.sessions import FRONT_DESK, IV_PLAN, clinic_monday, clinic_time, iso
 
 MONDAY = clinic_monday()
@@ -28,8 +29,8 @@ def test_front_desk_books_and_the_event_carries_the_contract(call, plan, chairs,
     assert booked["ends_at"] == iso(clinic_time(MONDAY, 10))  # IV: one hour
     data = events.wait_for("appointment.scheduled")["data"]
     assert set(data) == {"patient_id", "appointment_id", "plan_id", "kind", "sequence", "starts_at", "ends_at",
-                         "route", "chair_id", "clinician_id"}
-    assert (data["starts_at"], data["route"]) == (booked["starts_at"], "iv_infusion")
+                         "route", "chair_id", "clinician_id", "course_id"}
+    assert (data["starts_at"], data["route"], data["course_id"]) == (booked["starts_at"], "iv_infusion", None)
 
 
 @pytest.mark.parametrize("overlap, who", [
@@ -85,9 +86,23 @@ def test_a_retry_with_the_same_idempotency_key_books_once(call, plan, chairs, cl
     again = call("book_appointment", booking(plan, chairs[0], clinicians[0]), "key-1")
     assert first == again
     assert count("appointments") == 1 and count("outbox", "event_type = 'appointment.scheduled'") == 1
-    with pytest.raises(Conflict, match="Idempotency-Key"):
-        call("book_course", plan["plan_id"], {"first_starts_at": first["starts_at"], "chair_id": chairs[0],
-                                              "clinician_id": clinicians[0]}, "key-1")
+
+
+def test_the_same_idempotency_key_with_another_booking_is_refused_naming_the_key(call, plan, chairs, clinicians,
+                                                                                 count):
+    call("book_appointment", booking(plan, chairs[0], clinicians[0]), "key-1")
+    with pytest.raises(ValidationFailed, match="key-1") as caught:
+        call("book_appointment", booking(plan, chairs[0], clinicians[0], day=MONDAY + timedelta(days=7)), "key-1")
+    assert caught.value.details[0]["field"] == "idempotency_key"
+    assert count("appointments") == 1
+
+
+def test_racing_duplicates_of_a_booking_all_get_the_first_answer(sessions, plan, chairs, clinicians, count):
+    raced = concurrently(sessions.config, "book_appointment",
+                         [(booking(plan, chairs[0], clinicians[0]), "key-race")] * 4, service="sessions")
+    assert all(isinstance(answer, dict) for answer in raced), raced
+    assert len({answer["appointment_id"] for answer in raced}) == 1
+    assert count("appointments") == 1 and count("outbox", "event_type = 'appointment.scheduled'") == 1
 
 
 def test_the_whole_induction_course_is_proposed_then_booked_at_once(call, plan, chairs, clinicians, count):
@@ -104,6 +119,26 @@ def test_the_whole_induction_course_is_proposed_then_booked_at_once(call, plan, 
         call("book_course", plan["plan_id"], course)
 
 
+def test_a_booked_course_is_one_course_booked_event_listing_its_appointments(call, plan, chairs, clinicians,
+                                                                             events, count):
+    events.listen("sessions")
+    course = {"first_starts_at": iso(clinic_time(MONDAY, 9)), "chair_id": chairs[0], "clinician_id": clinicians[0]}
+    booked = call("book_course", plan["plan_id"], course, "course-2")
+    announced = events.wait_for("course.booked")["data"]
+    assert set(announced) == {"patient_id", "plan_id", "course_id", "route", "chair_id", "clinician_id",
+                              "appointments"}
+    assert announced["course_id"] == booked["course_id"]
+    assert announced["appointments"] == [
+        {"appointment_id": a["appointment_id"], "sequence": a["sequence"], "starts_at": a["starts_at"],
+         "ends_at": a["ends_at"]} for a in booked["appointments"]]
+    # Each appointment is still announced (reminders follow each one), marked as part of the course.
+    scheduled = [events.wait_for("appointment.scheduled", count=n)["data"] for n in range(1, 7)]
+    assert {s["course_id"] for s in scheduled} == {booked["course_id"]}
+    # A retry with the same key announces nothing again.
+    call("book_course", plan["plan_id"], course, "course-2")
+    assert count("outbox", "event_type = 'course.booked'") == 1
+
+
 def test_a_course_that_collides_books_nothing(call, plan, chairs, clinicians, deliver, count):
     from tests.support.sessions import approval_data
 
@@ -118,6 +153,7 @@ def test_a_course_that_collides_books_nothing(call, plan, chairs, clinicians, de
     with pytest.raises(Conflict):
         call("book_course", plan["plan_id"], course)
     assert count("appointments", f"plan_id = '{plan['plan_id']}'") == 0
+    assert count("outbox", "event_type = 'course.booked'") == 0
 
 
 def test_a_proposal_flags_spacing_and_refuses_unknown_resources_or_the_past(call, plan, chairs, clinicians):

@@ -27,8 +27,8 @@ def appointment(book):
     return book()
 
 
-def test_the_checklist_must_be_complete_before_start(call, appointment, count):
-    session = call("check_in", appointment["appointment_id"], {"fasting_confirmed": True, "weight_kg": 70})
+def test_the_checklist_must_be_complete_before_start(arrived, call, appointment, count):
+    session = call("check_in", arrived(appointment["appointment_id"]), {"fasting_confirmed": True, "weight_kg": 70})
     assert session["checklist"]["missing"] == ["escort_confirmed", "baseline_vitals", "pre_session_score"]
     with pytest.raises(Conflict, match="checklist is incomplete") as caught:
         call("start_session", session["session_id"], {"lot_number": "LOT-1"})
@@ -40,12 +40,12 @@ def test_the_checklist_must_be_complete_before_start(call, appointment, count):
     started = call("start_session", session["session_id"], {"lot_number": "LOT-1"})
     assert (started["status"], started["dose_mg"], started["drug"]) == ("in_progress", 35.0, "ketamine")
     with pytest.raises(Conflict):
-        call("check_in", appointment["appointment_id"], CHECKLIST)
+        call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)
 
 
-def test_the_dose_is_refused_above_the_plan_maximum(call, book, count):
+def test_the_dose_is_refused_above_the_plan_maximum(arrived, call, book, count):
     appointment = book({"mg_per_kg": 1.0, "max_dose_mg": 60})
-    session = call("check_in", appointment["appointment_id"], CHECKLIST)   # 70 kg × 1 mg/kg = 70 mg
+    session = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)   # 70 kg × 1 mg/kg = 70 mg
     with pytest.raises(ValidationFailed, match="maximum") as caught:
         call("start_session", session["session_id"], {"lot_number": "LOT-1"})
     assert caught.value.details[0]["field"] == "dose_mg"
@@ -55,8 +55,8 @@ def test_the_dose_is_refused_above_the_plan_maximum(call, book, count):
     assert call("start_session", session["session_id"], {"lot_number": "LOT-1", "dose_mg": 55})["dose_mg"] == 55.0
 
 
-def test_only_a_clinician_starts_and_bad_input_is_named(call, appointment):
-    session = call("check_in", appointment["appointment_id"], CHECKLIST)
+def test_only_a_clinician_starts_and_bad_input_is_named(arrived, call, appointment):
+    session = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)
     with pytest.raises(Forbidden):
         call("start_session", session["session_id"], {"lot_number": "LOT-1"}, actor=FRONT_DESK)
     with pytest.raises(ValidationFailed) as caught:
@@ -67,12 +67,12 @@ def test_only_a_clinician_starts_and_bad_input_is_named(call, appointment):
             call("record_vitals", session["session_id"], vitals)
         assert field in {e["field"] for e in caught.value.details}
     with pytest.raises(ValidationFailed):
-        call("check_in", appointment["appointment_id"], {"weight_kg": 5})
+        call("check_in", arrived(appointment["appointment_id"]), {"weight_kg": 5})
 
 
-def test_a_vitals_alert_leaves_at_once_and_the_session_completes(call, appointment, events):
+def test_a_vitals_alert_leaves_at_once_and_the_session_completes(arrived, call, appointment, events):
     events.listen("sessions")
-    session = call("check_in", appointment["appointment_id"], CHECKLIST)
+    session = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)
     sid = session["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     reading = call("record_vitals", sid, {"systolic": 184, "diastolic": 96, "heart_rate": 88, "spo2": 97})
@@ -104,8 +104,8 @@ def test_a_vitals_alert_leaves_at_once_and_the_session_completes(call, appointme
     assert call("get_appointment", appointment["appointment_id"])["status"] == "completed"
 
 
-def test_signed_records_are_locked_and_amended_by_addenda(call, appointment):
-    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+def test_signed_records_are_locked_and_amended_by_addenda(arrived, call, appointment):
+    sid = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
     call("complete_session", sid, discharge())
@@ -118,8 +118,8 @@ def test_signed_records_are_locked_and_amended_by_addenda(call, appointment):
         call("add_addendum", sid, {"text": "late entry"})
 
 
-def test_sign_then_addendum(call, appointment):
-    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+def test_sign_then_addendum(arrived, call, appointment):
+    sid = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
     call("record_observation", sid, {"dissociation_scale": "0-10", "dissociation_score": 3})
@@ -141,9 +141,9 @@ def test_sign_then_addendum(call, appointment):
     assert {e["actor"] for e in trail} == {"dr.who (clinician)"}
 
 
-def test_abort_before_and_after_start(call, book, events):
+def test_abort_before_and_after_start(arrived, call, book, events):
     events.listen("sessions")
-    first = call("check_in", book(hour=9)["appointment_id"], {**CHECKLIST, "fasting_confirmed": False})
+    first = call("check_in", arrived(book(hour=9)["appointment_id"]), {**CHECKLIST, "fasting_confirmed": False})
     call("abort_session", first["session_id"], {"reason_code": "checklist_incomplete", "note": "ate breakfast"})
     aborted = events.wait_for("session.aborted")["data"]
     assert (aborted["dose_mg"], aborted["started_at"], aborted["duration_minutes"], aborted["reason_code"]) == (
@@ -157,14 +157,14 @@ def test_abort_before_and_after_start(call, book, events):
         call("abort_session", first["session_id"], {"reason_code": "bored"})
 
 
-def test_esketamine_rems_monitoring_and_the_overdue_form(call, patient_id, chairs, clinicians, execute):
+def test_esketamine_rems_monitoring_and_the_overdue_form(arrived, call, patient_id, chairs, clinicians, execute):
     call("record_rems_enrollment", patient_id, {"enrollment_id": "REMS-1", "enrolled_on": "2026-11-01"})
     plan = call("create_plan", {"patient_id": patient_id, "route": "intranasal_esketamine",
                                 "indication": "major_depressive_disorder", "fixed_dose_mg": 84})
     appointment = call("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(MONDAY, 9)),
                                             "chair_id": chairs[0], "clinician_id": clinicians[0]})
     assert appointment["ends_at"] == iso(clinic_time(MONDAY, 11))   # two-hour observation
-    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    sid = call("check_in", arrived(appointment["appointment_id"]), CHECKLIST)["session_id"]
     started = call("start_session", sid, {"lot_number": "SPR-9"})
     assert started["dose_mg"] == 84.0
     # Charted as the session went: move the clock back two hours and a bit.
@@ -193,10 +193,10 @@ def test_esketamine_rems_monitoring_and_the_overdue_form(call, patient_id, chair
     call("sign_session", sid)
 
 
-def test_course_completion_reports_response_and_remission(call, book, events):
+def test_course_completion_reports_response_and_remission(arrived, call, book, events):
     events.listen("sessions")
     appointment = book({"induction_sessions": 1, "maintenance_interval_days": 28})
-    sid = call("check_in", appointment["appointment_id"], {**CHECKLIST, "pre_phq9": 12})["session_id"]
+    sid = call("check_in", arrived(appointment["appointment_id"]), {**CHECKLIST, "pre_phq9": 12})["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
     call("complete_session", sid, discharge())
@@ -206,11 +206,12 @@ def test_course_completion_reports_response_and_remission(call, book, events):
                       "remission": False}
     summary = call("record_phq9", appointment["plan_id"], {"total": 4})
     assert (summary["final_phq9"], summary["response"], summary["remission"]) == (4, True, True)
-    assert summary["next_maintenance_due"] == (MONDAY + timedelta(days=28)).isoformat()
+    treated_on = datetime.now(ZoneInfo("America/New_York")).date()
+    assert summary["next_maintenance_due"] == (treated_on + timedelta(days=28)).isoformat()
 
 
 def test_an_aborted_induction_session_is_replaced_and_completions_count_given_sessions(
-        call, patient_id, chairs, clinicians, events):
+        arrived, call, patient_id, chairs, clinicians, events):
     events.listen("sessions")
     plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id, "induction_sessions": 2})
 
@@ -220,12 +221,12 @@ def test_an_aborted_induction_session_is_replaced_and_completions_count_given_se
                                          "starts_at": iso(clinic_time(MONDAY + timedelta(days=days), 9))})
 
     first, second = book(0), book(2)
-    aborted = call("check_in", first["appointment_id"], CHECKLIST)["session_id"]
+    aborted = call("check_in", arrived(first["appointment_id"]), CHECKLIST)["session_id"]
     call("abort_session", aborted, {"reason_code": "patient_request"})
     replacement = book(4)
     assert (replacement["kind"], replacement["sequence"]) == ("induction", 3)
     assert book(7)["kind"] == "maintenance"
-    sid = call("check_in", second["appointment_id"], CHECKLIST)["session_id"]
+    sid = call("check_in", arrived(second["appointment_id"]), CHECKLIST)["session_id"]
     call("start_session", sid, {"lot_number": "LOT-1"})
     call("record_vitals", sid, {"systolic": 124, "diastolic": 80, "heart_rate": 74, "spo2": 98})
     call("complete_session", sid, discharge())
@@ -233,10 +234,10 @@ def test_an_aborted_induction_session_is_replaced_and_completions_count_given_se
     assert events.events("course.completed") == []
 
 
-def test_a_check_in_charted_after_the_fact_keeps_the_real_times(call, appointment, events):
+def test_a_check_in_charted_after_the_fact_keeps_the_real_times(arrived, call, appointment, events):
     events.listen("sessions")
     now = datetime.now(timezone.utc)
-    session = call("check_in", appointment["appointment_id"],
+    session = call("check_in", arrived(appointment["appointment_id"], now - timedelta(minutes=70)),
                    {**CHECKLIST, "checked_in_at": iso(now - timedelta(minutes=75))})
     assert session["checked_in_at"] == iso(now - timedelta(minutes=75))
     call("start_session", session["session_id"],
@@ -250,8 +251,118 @@ def test_a_check_in_charted_after_the_fact_keeps_the_real_times(call, appointmen
 
 @pytest.mark.parametrize("when, words", [(timedelta(hours=13), "within the last 12 hours"),
                                          (-timedelta(hours=1), "future")])
-def test_a_check_in_cannot_be_charted_far_back_or_ahead(call, appointment, count, when, words):
+def test_a_check_in_cannot_be_charted_far_back_or_ahead(arrived, call, appointment, count, when, words):
     with pytest.raises(ValidationFailed, match=words):
-        call("check_in", appointment["appointment_id"],
+        call("check_in", arrived(appointment["appointment_id"]),
              {**CHECKLIST, "checked_in_at": iso(datetime.now(timezone.utc) - when)})
     assert count("session_records") == 0
+
+
+# ------------------------------------------------ check-in on the appointment's day
+
+
+def test_an_appointment_days_ahead_cannot_be_checked_in_today(call, appointment, count):
+    # Booked for a Monday at least a week ahead.
+    with pytest.raises(Conflict, match="the appointment is at 09:00 on Mon") as caught:
+        call("check_in", appointment["appointment_id"], CHECKLIST)
+    assert caught.value.details["starts_at"] == appointment["starts_at"]
+    assert count("session_records") == 0 and count("outbox", "event_type = 'session.checked_in'") == 0
+    assert call("get_appointment", appointment["appointment_id"])["status"] == "scheduled"
+
+
+def test_check_in_opens_an_hour_before_the_start(call, appointment, arrived, count):
+    now = datetime.now(timezone.utc)
+    zone = ZoneInfo("America/New_York")
+    if (now + timedelta(minutes=90)).astimezone(zone).date() != now.astimezone(zone).date():
+        pytest.skip("an appointment 90 minutes from now would be on the next clinic day")
+    arrived(appointment["appointment_id"], now + timedelta(minutes=90))
+    with pytest.raises(Conflict, match="check-in opens at") as caught:
+        call("check_in", appointment["appointment_id"], CHECKLIST)
+    assert caught.value.details["check_in_opens_at"] == iso(
+        (now + timedelta(minutes=90)).replace(second=0, microsecond=0) - timedelta(minutes=60))
+    assert count("session_records") == 0
+    arrived(appointment["appointment_id"], now + timedelta(minutes=50))
+    assert call("check_in", appointment["appointment_id"], CHECKLIST)["status"] == "checked_in"
+
+
+def test_a_check_in_is_never_earlier_than_the_booking(call, appointment, arrived, execute, count):
+    now = datetime.now(timezone.utc)
+    arrived(appointment["appointment_id"], now)
+    # Booked a moment ago for now (a walk-in): charting an arrival before that is refused.
+    execute("UPDATE appointments SET created_at = :booked WHERE appointment_id = :a",
+            booked=now - timedelta(minutes=5), a=appointment["appointment_id"])
+    with pytest.raises(Conflict, match="cannot be earlier than its booking"):
+        call("check_in", appointment["appointment_id"],
+             {**CHECKLIST, "checked_in_at": iso(now - timedelta(minutes=20))})
+    assert count("session_records") == 0
+    session = call("check_in", appointment["appointment_id"],
+                   {**CHECKLIST, "checked_in_at": iso(now - timedelta(minutes=4))})
+    assert session["checked_in_at"] == iso(now - timedelta(minutes=4))
+
+
+def test_check_in_closes_at_the_end_of_the_appointment_day(call, appointment, arrived, count):
+    arrived(appointment["appointment_id"], datetime.now(timezone.utc) - timedelta(days=1))
+    with pytest.raises(Conflict, match="check-in closed at the end of that day"):
+        call("check_in", appointment["appointment_id"], CHECKLIST)
+    assert count("session_records") == 0
+
+
+def test_the_early_window_is_configuration(start_service, patient_id, databases):
+    from services.sessions.service import SessionsService
+    from tests.support.calls import as_staff
+    from tests.support.sessions import CLINICIAN, move_to_today
+
+    relaxed = as_staff(start_service(SessionsService, SESSIONS={"check_in_early_minutes": 24 * 60}), CLINICIAN)
+    chair = relaxed("add_resource", {"kind": "chair", "name": "Chair 9"})["resource_id"]
+    clinician = relaxed("add_resource", {"kind": "clinician", "name": "Dr Z"})["resource_id"]
+    plan = relaxed("create_plan", {**IV_PLAN, "patient_id": patient_id})
+    booked = relaxed("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(MONDAY, 9)),
+                                          "chair_id": chair, "clinician_id": clinician})
+    # Later the same clinic day (whatever the hour now), booked well before.
+    zone = ZoneInfo("America/New_York")
+    end_of_day = datetime.combine(datetime.now(zone).date(), datetime.max.time(), zone) - timedelta(minutes=1)
+    move_to_today(databases.engine("sessions"), booked["appointment_id"], end_of_day.astimezone(timezone.utc))
+    assert relaxed("check_in", booked["appointment_id"], CHECKLIST)["status"] == "checked_in"
+
+
+# ------------------------------------------------ the dose is never above the prescription
+
+
+def test_the_charted_dose_is_rounded_down_never_above_weight_times_mg_per_kg(call, book, arrived):
+    appointment = book()
+    session = call("check_in", arrived(appointment["appointment_id"]), {**CHECKLIST, "weight_kg": 62.5})
+    started = call("start_session", session["session_id"], {"lot_number": "LOT-1"})
+    assert started["dose_mg"] == 31.2   # 62.5 kg × 0.5 mg/kg = 31.25 mg
+
+
+def test_a_plan_caps_the_dose_per_kg(call, book, arrived, count):
+    appointment = book({"mg_per_kg": 0.5, "max_mg_per_kg": 0.6, "max_dose_mg": 75})
+    plan = call("get_plan", appointment["plan_id"])
+    assert plan["max_mg_per_kg"] == 0.6
+    # Titrating the protocol up stops at the per-kg maximum.
+    with pytest.raises(ValidationFailed, match="at least the plan's 0.75 mg/kg") as caught:
+        call("update_plan", plan["plan_id"], {"mg_per_kg": 0.75})
+    assert caught.value.details[0]["field"] == "max_mg_per_kg"
+    assert call("get_plan", plan["plan_id"])["mg_per_kg"] == 0.5
+    call("update_plan", plan["plan_id"], {"mg_per_kg": 0.6})
+    session = call("check_in", arrived(appointment["appointment_id"]), {**CHECKLIST, "weight_kg": 70.7})
+    started = call("start_session", session["session_id"], {"lot_number": "LOT-1"})
+    assert started["dose_mg"] == 42.4   # 70.7 kg × 0.6 mg/kg = 42.42 mg
+
+
+@pytest.mark.parametrize("plan, field", [
+    ({"mg_per_kg": 0.555}, "mg_per_kg"),              # a third decimal would be rounded by the database
+    ({"max_mg_per_kg": 0.4}, "max_mg_per_kg"),        # below the 0.5 mg/kg protocol
+    ({"max_mg_per_kg": 0.505}, "max_mg_per_kg"),
+])
+def test_plan_rates_that_would_be_changed_by_rounding_are_refused(call, patient_id, count, plan, field):
+    with pytest.raises(ValidationFailed) as caught:
+        call("create_plan", {**IV_PLAN, "patient_id": patient_id, **plan})
+    assert caught.value.details[0]["field"] == field
+    assert count("treatment_plans") == 0
+
+
+def test_the_plan_maximum_is_rounded_down_too(call, patient_id):
+    plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id, "max_dose_mg": 62.58})
+    assert plan["max_dose_mg"] == 62.5
+    assert call("update_plan", plan["plan_id"], {"max_dose_mg": 40.09})["max_dose_mg"] == 40.0

@@ -120,3 +120,17 @@ def test_the_newest_fact_wins(incoming, current, newer):
 ])
 def test_what_staff_may_resend(status, allowed):
     assert (resend_allowed(status) is None) is allowed
+
+
+def test_a_course_confirmation_lists_the_course_as_it_stands():
+    from services.notifications.domain import course_as_it_stands
+
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    course = [{"appointment_id": f"a-{n}", "starts_at": f"2026-06-0{n + 1}T13:00:00Z"} for n in range(1, 5)]
+    known = {"a-2": AppointmentFacts(datetime(2026, 6, 9, 13, 0, tzinfo=UTC), False),   # moved a week on
+             "a-3": AppointmentFacts(datetime(2026, 6, 4, 13, 0, tzinfo=UTC), True)}    # cancelled
+    assert course_as_it_stands(course, known, now) == [
+        {"appointment_id": "a-1", "starts_at": "2026-06-02T13:00:00Z"},
+        {"appointment_id": "a-4", "starts_at": "2026-06-05T13:00:00Z"},
+        {"appointment_id": "a-2", "starts_at": "2026-06-09T13:00:00Z"}]
+    assert course_as_it_stands(course, known, datetime(2026, 6, 30, tzinfo=UTC)) == []

@@ -31,6 +31,8 @@ ORDINARY_FACTS = {
     "mrn": "MRN0000042", "response_id": "r-1", "raised_at": "2026-03-02T15:00:00Z", "chair_id": "chair-3",
     "clinician_id": "dr.who", "session_id": "s-1", "recorded_at": "2026-03-02T15:00:00Z",
     "issued_at": "2026-03-03T15:00:00Z",
+    "appointments": [{"appointment_id": f"a-{n}", "starts_at": f"2026-03-{day}T13:30:00Z"}
+                     for n, day in enumerate((16, 18, 20, 23, 25, 30), 1)],
 }
 TEMPLATES = available_templates()
 
@@ -107,3 +109,17 @@ def test_a_staff_alert_without_an_mrn_still_renders():
                           given_name=None, time_zone="UTC", clinic="Harbor Wellness", clinic_phone="")
     assert render(Kind.STAFF_VITALS_ALERT, Channel.STAFF_EMAIL, view).subject == \
         "URGENT: vitals alert for MRN unknown, chair chair-3"
+
+
+def test_a_course_is_confirmed_once_with_every_date():
+    view = facts_for(Kind.COURSE_CONFIRMATION)
+    sms = render(Kind.COURSE_CONFIRMATION, Channel.SMS, view).body
+    assert sms.startswith("Harbor Wellness: your 6 appointments are booked: Mon 16 Mar 9:30 AM, Wed 18 Mar 9:30 AM")
+    assert "Mon 30 Mar 9:30 AM (EDT)" in sms and "ride home" in sms
+    email = render(Kind.COURSE_CONFIRMATION, Channel.EMAIL, view)
+    assert email.subject == "Your 6 appointments are booked"
+    assert "- Monday 16 March at 9:30 AM EDT\n- Wednesday 18 March at 9:30 AM EDT\n" in email.body
+    single = template_facts(Kind.COURSE_CONFIRMATION, {"appointments": ORDINARY_FACTS["appointments"][:1]},
+                            given_name="Ana", time_zone="America/New_York", clinic="Harbor Wellness",
+                            clinic_phone="+1 415 555 0100")
+    assert render(Kind.COURSE_CONFIRMATION, Channel.EMAIL, single).subject == "Your 1 appointment is booked"

@@ -144,3 +144,12 @@ def test_the_follow_up_is_the_next_local_morning(ended_at, zone, expected):
 ])
 def test_a_follow_up_replayed_after_its_day_is_not_sent(now, too_late):
     assert follow_up_too_late(utc("2026-03-07 23:00"), utc(now), NY, TIMING) is too_late
+
+
+def test_a_deferral_says_why_and_until_when():
+    night = utc("2026-01-15 07:00")  # 02:00 in New York
+    decision = when_to_send(night, NY, TIMING)
+    assert decision.deferral == ("quiet hours (21:00–08:00 in America/New_York): due at 02:00 local time, "
+                                 "held until Thu 08:00 local time")
+    assert when_to_send(utc("2026-01-15 17:00"), NY, TIMING).deferral is None
+    assert when_to_send(night, NY, TIMING, urgent=True).deferral is None

@@ -5,7 +5,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from common import cli
+import cli
+from cli.health import probe_url
+from cli.main import build_parser
+from cli.migrate import migration_lock_key
+from cli.outbox import outbox_state
+from cli.queues import known_queue_names, queue_warning
+from cli.services import SERVICES, service_env
+from common.config import database_url, load_config
 from common.outbox import outbox, plumbing_metadata
 from gateway.http import parse_tokens
 
@@ -43,7 +50,7 @@ def test_usage_and_exit_codes(argv, code, capsys):
 
 
 def test_every_subcommand_has_help_text():
-    parser = cli.build_parser()
+    parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
     assert set(commands.choices) == {"run", "migrate", "queues", "outbox", "dead-letters", "token", "health"}
     helps = {action.dest: action.help for action in commands._choices_actions}
@@ -86,7 +93,7 @@ def test_tokens_are_never_repeated(capsys):
     (":8002", False, "http://127.0.0.1:8002/ready"),
 ])
 def test_health_probes_the_process_own_address(address, live, url):
-    assert cli.probe_url(address, live) == url
+    assert probe_url(address, live) == url
 
 
 def test_health_probe_of_a_closed_port_fails(capsys):
@@ -96,27 +103,17 @@ def test_health_probe_of_a_closed_port_fails(capsys):
 
 
 def test_migration_lock_keys_are_stable_and_distinct():
-    keys = {name: cli.migration_lock_key(name) for name in cli.SERVICES}
+    keys = {name: migration_lock_key(name) for name in SERVICES}
     assert len(set(keys.values())) == len(keys)
-    assert cli.migration_lock_key("billing") == keys["billing"]
+    assert migration_lock_key("billing") == keys["billing"]
     assert all(-2**63 <= key < 2**63 for key in keys.values())  # a PostgreSQL bigint
 
 
 def test_every_service_process_names_itself_in_its_logs(monkeypatch):
     monkeypatch.delenv("WEB_SERVER_ADDRESS", raising=False)
-    env = cli.service_env("billing")
+    env = service_env("billing")
     assert env["CLINIC_SERVICE"] == "billing"
     assert env["WEB_SERVER_ADDRESS"].endswith(":8003")
-
-
-@pytest.mark.parametrize("url, expected", [
-    ("http://rabbit.internal:15672/", "http://rabbit.internal:15672"),
-    (None, "http://broker.example:15672"),
-])
-def test_management_url(url, expected, monkeypatch):
-    if url:
-        monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", url)
-    assert cli.management_url("amqp://u:p@broker.example:5672/clinic") == expected
 
 
 @pytest.mark.parametrize("row, warning", [
@@ -128,11 +125,11 @@ def test_management_url(url, expected, monkeypatch):
     ({"queue": "clinic.dead-letters", "ready": 2, "consumers": 0}, "dead letters waiting"),
 ])
 def test_queue_warnings(row, warning):
-    assert cli.queue_warning(row).startswith(warning)
+    assert queue_warning(row).startswith(warning)
 
 
 def test_known_queues_follow_nameko_naming():
-    names = cli.known_queue_names()
+    names = known_queue_names()
     assert "rpc-intake" in names and names[-1] == "clinic.dead-letters"
     assert all(n.startswith(("rpc-", "evt-")) for n in names[:-1])
 
@@ -164,7 +161,7 @@ def test_outbox_backlog_age_and_last_error(sqlite_intake, capsys):
     add_row(sqlite_intake, "e1", sent=True, age_seconds=500)
     add_row(sqlite_intake, "e2", age_seconds=120, attempts=3, error="ConnectionRefusedError: [Errno 111]")
     add_row(sqlite_intake, "e3", age_seconds=5)
-    state = cli.outbox_state(cli.database_url(cli.load_config(), "intake"))
+    state = outbox_state(database_url(load_config(), "intake"))
     assert (state["pending"], state["failed_attempts"]) == (2, 1)
     assert 119 <= state["oldest_seconds"] < 180
     assert state["last_error"].startswith("ConnectionRefusedError")

@@ -10,7 +10,7 @@ from nameko.timer import Timer
 from nameko.web.handlers import HttpRequestHandler
 
 from common import observability
-from common.errors import Conflict
+from common.errors import Conflict, ServiceUnavailable
 from common.observability import JsonFormatter, WorkerObserver, entrypoint_kind, record_notification, redact
 
 
@@ -141,6 +141,7 @@ def test_nameko_expected_error_lines_are_dropped_for_the_observer_line():
     (SimpleNamespace(status_code=422), None, "rejected"),
     (SimpleNamespace(status_code=503), None, "error"),
     (None, Conflict("no"), "rejected"),
+    (None, ServiceUnavailable("the database is unavailable"), "error"),
     (None, KeyError("x"), "error"),
 ])
 def test_outcomes(result, exc, outcome):

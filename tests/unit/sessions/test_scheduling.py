@@ -1,11 +1,12 @@
 from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from common.errors import Conflict, ValidationFailed
 from services.sessions.domain import (
-    AppointmentStatus, ClinicHours, CourseRules, Rules, appointment_length, check_appointment_move, check_on_grid,
-    check_spacing, check_within_hours, free_starts, is_late_cancellation, next_maintenance_due, propose_course,
+    AppointmentStatus, ClinicHours, CourseRules, Rules, appointment_length, check_appointment_move,
+    check_check_in_time, check_in_window, check_on_grid, check_spacing, check_within_hours, free_starts, is_late_cancellation, next_maintenance_due, propose_course,
     slot_starts,
 )
 
@@ -191,3 +192,43 @@ def test_a_course_across_the_spring_clock_change_keeps_48_hours():
 def test_a_course_with_no_minimum_spacing_still_takes_one_day_each():
     starts = propose_course(at(MONDAY, 9), 3, HOURS, CourseRules(min_hours_apart=0), timedelta(hours=1))
     assert [s.astimezone(HOURS.zone).strftime("%a") for s in starts] == ["Mon", "Tue", "Wed"]
+
+
+# ---------------------------------------------------------- the check-in window
+
+NY_HOURS = ClinicHours()
+NY = ZoneInfo("America/New_York")
+
+
+def ny(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=NY).astimezone(timezone.utc)
+
+
+@pytest.mark.parametrize("checked_in_at, booked_at, words", [
+    (ny(7, 8, 0), ny(1, 10), None),              # an hour early: opens
+    (ny(7, 7, 59), ny(1, 10), "opens at 08:00"),  # a minute before the window
+    (ny(7, 17, 30), ny(1, 10), None),             # late, but the same clinic day
+    (ny(8, 0, 0), ny(1, 10), "closed at the end of that day"),
+    (ny(4, 9, 0), ny(1, 10), "opens at 08:00 on Mon 7 Dec"),   # days ahead
+    (ny(7, 8, 40), ny(7, 8, 45), "earlier than its booking"),  # a walk-in charted before it was booked
+    (ny(7, 8, 50), ny(7, 8, 45), None),
+])
+def test_check_in_belongs_to_the_appointment_day(checked_in_at, booked_at, words):
+    starts_at = ny(7, 9)
+    if words is None:
+        check_check_in_time(checked_in_at, starts_at, booked_at, NY_HOURS)
+    else:
+        with pytest.raises(Conflict, match=words) as caught:
+            check_check_in_time(checked_in_at, starts_at, booked_at, NY_HOURS)
+        assert "the appointment is at 09:00 on Mon 7 Dec 2026 (America/New_York)" in caught.value.message
+        assert caught.value.details["starts_at"] == "2026-12-07T14:00:00Z"
+
+
+def test_the_window_never_reaches_into_the_day_before():
+    opens, closes = check_in_window(ny(7, 0, 30), ny(1, 10), NY_HOURS, timedelta(minutes=60))
+    assert (opens, closes) == (ny(7, 0, 0), ny(8, 0, 0))
+
+
+def test_the_early_window_comes_from_config():
+    assert Rules.from_config({"check_in_early_minutes": 90}).check_in_early == timedelta(minutes=90)
+    assert Rules.from_config({}).check_in_early == timedelta(minutes=60)
