@@ -3,6 +3,7 @@ the broker hands back after a restart is answered again, not run again."""
 import sys
 from types import SimpleNamespace
 
+from cli.console import redact as console_redact
 from common.broker import Answers, Reply, redacted, request_key
 from common.errors import NotFound
 
@@ -49,3 +50,4 @@ def test_no_node_password_of_a_cluster_uri_reaches_a_log_line():
     uri = "amqp://clinic:secret-1@rabbit-1:5672/clinic;amqp://clinic:secret-2@rabbit-2:5672/clinic"
     assert "secret" not in redacted(uri)
     assert "rabbit-1:5672" in redacted(uri) and "rabbit-2:5672" in redacted(uri)
+    assert "secret" not in console_redact(uri)  # what the clinic command prints
