@@ -30,6 +30,8 @@ URGENT_SWEEP_SECONDS = 0.25
 
 @dataclass(frozen=True)
 class Outgoing:
+    """A message rendered and addressed, handed to a sender outside any transaction."""
+
     channel: Channel
     to: tuple[str, ...]
     body: str
