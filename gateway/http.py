@@ -21,10 +21,10 @@ from werkzeug.wrappers import Response
 from common.database import Timeouts
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
 from common.validation import control_character_errors
+from gateway.signin import ROLES, StaffUser, Unauthorized, cors_origins, parse_tokens  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-ROLES = ("front_desk", "clinician", "billing", "admin")
 PROBLEM_JSON = "application/problem+json"
 # How long a route waits for the owning service before answering 503
 # (GATEWAY_RPC_TIMEOUT). Longer than a service's own database budget
@@ -54,22 +54,6 @@ class RouteSpec:
     idempotent: bool = False
 
 
-@dataclass(frozen=True)
-class StaffUser:
-    user: str
-    role: str
-
-    @property
-    def actor(self) -> str:
-        return f"{self.user} ({self.role})"
-
-
-class Unauthorized(ClinicError):
-    code = "unauthorized"
-    http_status = 401
-    title = "Authentication required"
-
-
 class MalformedRequest(ClinicError):
     code = "malformed_request"
     http_status = 400
@@ -80,25 +64,6 @@ class MethodNotAllowed(ClinicError):
     code = "method_not_allowed"
     http_status = 405
     title = "Method not allowed"
-
-
-def parse_tokens(spec) -> dict[str, StaffUser]:
-    """``GATEWAY_TOKENS``: "token:role:user" triples, comma separated (or a
-    mapping token -> {role, user} in YAML)."""
-    tokens: dict[str, StaffUser] = {}
-    if isinstance(spec, dict):
-        for token, entry in spec.items():
-            tokens[str(token)] = StaffUser(entry.get("user", entry["role"]), entry["role"])
-        return tokens
-    for triple in str(spec or "").split(","):
-        parts = triple.strip().split(":")
-        if len(parts) < 2 or not parts[0]:
-            continue
-        role = parts[1]
-        if role not in ROLES:
-            raise ValueError(f"GATEWAY_TOKENS: unknown role {role!r}")
-        tokens[parts[0]] = StaffUser(parts[2] if len(parts) > 2 and parts[2] else role, role)
-    return tokens
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra) -> Response:
@@ -265,7 +230,7 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
         @functools.wraps(fn)
         def handler(self, request, **path_params):
             try:
-                user = authenticate(request, self.tokens)
+                user = self.sign_in.authenticate(request)
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
@@ -276,24 +241,47 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                                                                   "try again shortly")):
                     result = fn(self, request, user, payload, **path_params)
             except Exception as exc:  # every failure answers problem+json
-                return problem_from(exc)
+                return allow_origin(request, problem_from(exc), self.config)
             if isinstance(result, Response):
-                return result
+                return allow_origin(request, result, self.config)
             response = json_response(status, result)
             response.headers["X-Correlation-ID"] = self.context["correlation_id"]
-            return response
+            return allow_origin(request, response, self.config)
 
         return http(method, nameko_path)(handler)
 
     return decorator
 
 
-def authenticate(request, tokens: dict[str, StaffUser]) -> StaffUser:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send a bearer token: Authorization: Bearer <token>")
-    user = tokens.get(token.strip())
-    if user is None:
-        raise Unauthorized("the bearer token is not valid")
-    return user
+
+# What a staff UI on another origin may send and read (CORS_ORIGINS).
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Correlation-ID"
+CORS_EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Correlation-ID"
+
+
+def allow_origin(request, response: Response, config) -> Response:
+    """Only the UI origins the clinic configured may read answers from a
+    browser; any other origin gets no CORS headers and so nothing."""
+    origin = request.headers.get("Origin")
+    if origin and origin in cors_origins(config):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+        response.headers.add("Vary", "Origin")
+    return response
+
+
+def preflight(request, config) -> Response | None:
+    """The browser's OPTIONS question before a cross-origin call, answered
+    for the configured origins only."""
+    origin = request.headers.get("Origin")
+    if request.method != "OPTIONS" or not origin or not request.headers.get("Access-Control-Request-Method"):
+        return None
+    if origin not in cors_origins(config):
+        return problem(403, "Forbidden", "this origin may not call the clinic's API", "forbidden")
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+    response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    response.headers["Vary"] = "Origin"
+    return response
