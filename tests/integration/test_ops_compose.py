@@ -164,6 +164,7 @@ def test_the_shared_settings_reach_every_container():
     for name in SERVICES:
         assert shared <= set(compose()["services"][name]["environment"]), name
     gateway = set(compose()["services"]["gateway"]["environment"])
-    oidc = {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_ROLES_CLAIM", "OIDC_ROLE_MAP", "OIDC_USER_CLAIM"}
+    oidc = {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_ROLES_CLAIM", "OIDC_ROLE_MAP", "OIDC_USER_CLAIM",
+            "OIDC_JWKS_REFRESH_SECONDS"}
     assert set().union(*(variables[key] for key in oidc)) <= gateway
     assert variables["CORS_ORIGINS"] | variables["GATEWAY_TOKENS"] | variables["SERVICE_HEALTH_URLS"] <= gateway
