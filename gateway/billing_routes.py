@@ -6,7 +6,7 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from common.errors import ValidationFailed
-from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, if_match, page_args
 from services.billing import schemas
 
 BILLING = ("billing",)
@@ -63,7 +63,7 @@ class BillingRoutes:
         return self.billing.list_invoices(criteria)
 
     @api("GET", "/api/v1/invoices/{invoice_id}", roles=BILLING_AND_FRONT_DESK,
-         summary="Read an invoice with its lines, payments and refunds", tag="billing")
+         summary="Read an invoice with its lines, payments and refunds", tag="billing", conditional=True)
     def get_invoice(self, request, user, payload, invoice_id):
         return self.billing.get_invoice(invoice_id)
 
@@ -73,9 +73,9 @@ class BillingRoutes:
         return fhir_json(self.billing.export_fhir_invoice(invoice_id))
 
     @api("POST", "/api/v1/invoices/{invoice_id}/void", roles=BILLING, summary="Void an invoice with a reason",
-         tag="billing", body=schemas.VoidInput)
+         tag="billing", body=schemas.VoidInput, conditional=True)
     def void_invoice(self, request, user, payload, invoice_id):
-        return self.billing.void_invoice(invoice_id, payload)
+        return self.billing.void_invoice(invoice_id, payload, if_match=if_match(request))
 
     # ------------------------------------------------ payments, refunds
 

@@ -19,6 +19,7 @@ from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from common.database import Timeouts
+from common.etag import etag, parse_if_match
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
 from common.validation import control_character_errors
 from gateway.signin import ROLES, StaffUser, Unauthorized, cors_origins, parse_tokens  # noqa: F401 (re-exported)
@@ -52,6 +53,8 @@ class RouteSpec:
     paginated: bool
     query: tuple[tuple[str, str, str], ...]  # (name, type, description)
     idempotent: bool = False
+    # Reads answer ETag; changes take If-Match (and may answer 412).
+    conditional: bool = False
 
 
 class MalformedRequest(ClinicError):
@@ -159,6 +162,12 @@ def idempotency_key(request) -> str | None:
     return key or None
 
 
+def if_match(request) -> list[str] | None:
+    """The client's ``If-Match`` on a change: the ``ETag`` of the version it
+    read. Absent: the change goes ahead whatever happened meanwhile."""
+    return parse_if_match(request.headers.get("If-Match"))
+
+
 def correlation_id(request) -> str:
     """The caller's ``X-Correlation-ID`` if it is a plain token (it is
     stored with every event and audit row), else a new one."""
@@ -216,15 +225,20 @@ class RequestContext(DependencyProvider):
 
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
-        status: int = 200, paginated: bool = False, query=(), idempotent: bool = False):
+        status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
+        conditional: bool = False):
     """Declare a gateway route. The handler receives ``(self, request, user,
-    payload, **path_params)`` and returns the JSON body (or a Response)."""
+    payload, **path_params)`` and returns the JSON body (or a Response).
+
+    ``conditional``: a read of one record answers its ``ETag``; a change of
+    one record passes ``if_match(request)`` to the service, which compares it
+    with the record inside its transaction (412 when it changed meanwhile)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent)
+                         idempotent, conditional)
         ROUTES.append(spec)
 
         @functools.wraps(fn)
@@ -246,6 +260,8 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                 return allow_origin(request, result, self.config)
             response = json_response(status, result)
             response.headers["X-Correlation-ID"] = self.context["correlation_id"]
+            if conditional and method == "GET":
+                response.headers["ETag"] = etag(result)
             return allow_origin(request, response, self.config)
 
         return http(method, nameko_path)(handler)

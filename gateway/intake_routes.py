@@ -5,7 +5,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 
 from common.errors import ServiceUnavailable
-from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args, signed_by
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, if_match, page_args, signed_by
 from services.intake import schemas
 
 FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
@@ -32,14 +32,15 @@ class IntakeRoutes:
         criteria = {key: request.args[key] for key in ("name", "date_of_birth", "mrn") if request.args.get(key)}
         return self.intake.find_patients({**criteria, **page_args(request)})
 
-    @api("GET", "/api/v1/patients/{patient_id}", roles=ANY_STAFF, summary="Read a patient's record", tag="patients")
+    @api("GET", "/api/v1/patients/{patient_id}", roles=ANY_STAFF, summary="Read a patient's record", tag="patients",
+         conditional=True)
     def get_patient(self, request, user, payload, patient_id):
         return self.intake.get_patient(patient_id)
 
     @api("PATCH", "/api/v1/patients/{patient_id}", roles=FRONT_DESK_AND_CLINICIANS,
-         summary="Change a patient's details", tag="patients", body=schemas.PatientUpdate)
+         summary="Change a patient's details", tag="patients", body=schemas.PatientUpdate, conditional=True)
     def update_patient(self, request, user, payload, patient_id):
-        return self.intake.update_patient(patient_id, payload)
+        return self.intake.update_patient(patient_id, payload, if_match=if_match(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/access-log", roles=("admin",),
          summary="Read who accessed a patient's records in any service", tag="patients", paginated=True)
@@ -77,12 +78,13 @@ class IntakeRoutes:
         return {"items": self.intake.list_consents(patient_id)}
 
     @api("PUT", "/api/v1/patients/{patient_id}/medical-history", roles=CLINICIANS,
-         summary="Record the medical history and medications", tag="intake", body=schemas.MedicalHistoryInput)
+         summary="Record the medical history and medications", tag="intake", body=schemas.MedicalHistoryInput,
+         conditional=True)
     def record_medical_history(self, request, user, payload, patient_id):
-        return self.intake.record_medical_history(patient_id, payload)
+        return self.intake.record_medical_history(patient_id, payload, if_match=if_match(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/medical-history", roles=CLINICIANS,
-         summary="Read the medical history", tag="intake")
+         summary="Read the medical history", tag="intake", conditional=True)
     def get_medical_history(self, request, user, payload, patient_id):
         return self.intake.get_medical_history(patient_id)
 

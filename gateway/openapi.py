@@ -24,6 +24,8 @@ ERROR_RESPONSES = {
     "503": "The owning service, its database or the message broker is unavailable; nothing was done "
            "unless the detail says it may have been. Try again after Retry-After seconds",
 }
+ETAG_HEADER = {"description": "The record's version: send it back as If-Match with a change",
+               "schema": {"type": "string"}}
 RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
 
 
@@ -52,6 +54,11 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": "Send a unique key (visible ASCII); a retry with the same key and the same body returns "
                            "the first answer and changes nothing; the same key with a different body is refused "
                            "with 422."})
+    if spec.conditional and spec.method != "GET":
+        parameters.append({
+            "name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag of the record as you read it: the change is made only if nobody changed the "
+                         "record meanwhile, else 412. Without it the change is made whatever happened meanwhile."})
     for name, kind, description in spec.query:
         parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
     if parameters:
@@ -69,6 +76,12 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
     operation["responses"]["503"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+    if spec.conditional and spec.method == "GET":
+        operation["responses"][str(spec.status)]["headers"] = {"ETag": ETAG_HEADER}
+    elif spec.conditional:
+        operation["responses"]["412"] = {
+            "description": "If-Match names a version of the record that is no longer current; nothing was changed",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return operation
 
 

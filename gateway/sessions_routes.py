@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from common.errors import ValidationFailed
-from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, page_args
+from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, if_match, page_args
 from services.sessions import schemas
 
 FRONT_DESK = ("front_desk",)
@@ -54,14 +54,15 @@ class SessionsRoutes:
     def create_plan(self, request, user, payload):
         return self.sessions.create_plan(payload, idempotency_key(request))
 
-    @api("GET", "/api/v1/plans/{plan_id}", roles=ANY_STAFF, summary="Read a treatment plan", tag="plans")
+    @api("GET", "/api/v1/plans/{plan_id}", roles=ANY_STAFF, summary="Read a treatment plan", tag="plans",
+         conditional=True)
     def get_plan(self, request, user, payload, plan_id):
         return self.sessions.get_plan(plan_id)
 
     @api("PATCH", "/api/v1/plans/{plan_id}", roles=CLINICIANS, summary="Change a treatment plan", tag="plans",
-         body=schemas.PlanChanges)
+         body=schemas.PlanChanges, conditional=True)
     def update_plan(self, request, user, payload, plan_id):
-        return self.sessions.update_plan(plan_id, payload)
+        return self.sessions.update_plan(plan_id, payload, if_match=if_match(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/plans", roles=ANY_STAFF, summary="List a patient's treatment plans",
          tag="plans")
@@ -104,24 +105,24 @@ class SessionsRoutes:
         return self.sessions.book_appointment(payload, idempotency_key(request))
 
     @api("GET", "/api/v1/appointments/{appointment_id}", roles=ANY_STAFF, summary="Read an appointment",
-         tag="scheduling")
+         tag="scheduling", conditional=True)
     def get_appointment(self, request, user, payload, appointment_id):
         return self.sessions.get_appointment(appointment_id)
 
     @api("POST", "/api/v1/appointments/{appointment_id}/reschedule", roles=FRONT_DESK,
-         summary="Move an appointment", tag="scheduling", body=schemas.RescheduleInput)
+         summary="Move an appointment", tag="scheduling", body=schemas.RescheduleInput, conditional=True)
     def reschedule_appointment(self, request, user, payload, appointment_id):
-        return self.sessions.reschedule_appointment(appointment_id, payload)
+        return self.sessions.reschedule_appointment(appointment_id, payload, if_match=if_match(request))
 
     @api("POST", "/api/v1/appointments/{appointment_id}/cancellation", roles=FRONT_DESK_AND_CLINICIANS,
-         summary="Cancel an appointment (late under 24 hours)", tag="scheduling")
+         summary="Cancel an appointment (late under 24 hours)", tag="scheduling", conditional=True)
     def cancel_appointment(self, request, user, payload, appointment_id):
-        return self.sessions.cancel_appointment(appointment_id)
+        return self.sessions.cancel_appointment(appointment_id, if_match=if_match(request))
 
     @api("POST", "/api/v1/appointments/{appointment_id}/no-show", roles=FRONT_DESK,
-         summary="Mark an appointment a no-show", tag="scheduling")
+         summary="Mark an appointment a no-show", tag="scheduling", conditional=True)
     def mark_no_show(self, request, user, payload, appointment_id):
-        return self.sessions.mark_no_show(appointment_id)
+        return self.sessions.mark_no_show(appointment_id, if_match=if_match(request))
 
     @api("GET", "/api/v1/schedule", roles=ANY_STAFF, summary="Day view of the schedule", tag="scheduling",
          paginated=True, query=(("date", "string", "YYYY-MM-DD, a clinic day (required)"),
@@ -150,7 +151,8 @@ class SessionsRoutes:
     def check_in(self, request, user, payload, appointment_id):
         return self.sessions.check_in(appointment_id, payload, idempotency_key(request))
 
-    @api("GET", "/api/v1/sessions/{session_id}", roles=CLINICIANS, summary="Read a session record", tag="sessions")
+    @api("GET", "/api/v1/sessions/{session_id}", roles=CLINICIANS, summary="Read a session record", tag="sessions",
+         conditional=True)
     def get_session(self, request, user, payload, session_id):
         return self.sessions.get_session(session_id)
 
@@ -160,14 +162,15 @@ class SessionsRoutes:
         return fhir_json(self.sessions.export_fhir(session_id))
 
     @api("PATCH", "/api/v1/sessions/{session_id}/checklist", roles=FRONT_DESK_AND_CLINICIANS,
-         summary="Complete the check-in checklist", tag="sessions", body=schemas.Checklist)
+         summary="Complete the check-in checklist", tag="sessions", body=schemas.Checklist, conditional=True)
     def update_checklist(self, request, user, payload, session_id):
-        return self.sessions.update_checklist(session_id, payload)
+        return self.sessions.update_checklist(session_id, payload, if_match=if_match(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/start", roles=CLINICIANS,
-         summary="Start dosing (dose computed from weight and plan)", tag="sessions", body=schemas.StartInput)
+         summary="Start dosing (dose computed from weight and plan)", tag="sessions", body=schemas.StartInput,
+         conditional=True)
     def start_session(self, request, user, payload, session_id):
-        return self.sessions.start_session(session_id, payload)
+        return self.sessions.start_session(session_id, payload, if_match=if_match(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/vitals", roles=CLINICIANS, summary="Record vital signs",
          tag="sessions", body=schemas.VitalsInput, status=201, idempotent=True)
@@ -186,19 +189,20 @@ class SessionsRoutes:
         return self.sessions.record_side_effect(session_id, payload, idempotency_key(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/completion", roles=CLINICIANS,
-         summary="End dosing and discharge the patient", tag="sessions", body=schemas.CompletionInput)
+         summary="End dosing and discharge the patient", tag="sessions", body=schemas.CompletionInput,
+         conditional=True)
     def complete_session(self, request, user, payload, session_id):
-        return self.sessions.complete_session(session_id, payload)
+        return self.sessions.complete_session(session_id, payload, if_match=if_match(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/abort", roles=CLINICIANS, summary="Abort a session",
-         tag="sessions", body=schemas.AbortInput)
+         tag="sessions", body=schemas.AbortInput, conditional=True)
     def abort_session(self, request, user, payload, session_id):
-        return self.sessions.abort_session(session_id, payload)
+        return self.sessions.abort_session(session_id, payload, if_match=if_match(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/signature", roles=CLINICIANS,
-         summary="Sign and lock a complete session record", tag="sessions")
+         summary="Sign and lock a complete session record", tag="sessions", conditional=True)
     def sign_session(self, request, user, payload, session_id):
-        return self.sessions.sign_session(session_id)
+        return self.sessions.sign_session(session_id, if_match=if_match(request))
 
     @api("POST", "/api/v1/sessions/{session_id}/addenda", roles=CLINICIANS,
          summary="Amend a signed session record with an addendum", tag="sessions", body=schemas.AddendumInput,

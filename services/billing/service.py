@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from common import idempotency
+from common.etag import check_if_match
 from common.errors import Conflict, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
@@ -296,13 +297,14 @@ class BillingService(ClinicService):
             return page(session, query.order_by(Invoice.number.desc()), search, schemas.invoice_summary)
 
     @rpc
-    def void_invoice(self, invoice_id, void):
+    def void_invoice(self, invoice_id, void, if_match=None):
         """Void with a reason; the invoice and its number stay, its charges
         are open again to be corrected and re-invoiced."""
         given = parse(schemas.VoidInput, void)
         with self.db.unit_of_work() as uow:
             session = uow.session
             invoice = self._lock(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            check_if_match(if_match, self._invoice_view(session, invoice))
             payments = self._payments(session, invoice.invoice_id)
             money = sum(p.amount_cents - p.refunded_cents for p in payments
                         if p.method != domain.PaymentMethod.PACKAGE_CREDIT.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from common import idempotency
+from common.etag import check_if_match
 from common.errors import NotFound, ValidationFailed
 from common.events import iso, utcnow
 from common.handlers import rpc
@@ -45,7 +46,7 @@ class IntakeService(ClinicService):
             return claim.remember(patient_view(record))
 
     @rpc
-    def update_patient(self, patient_id, changes):
+    def update_patient(self, patient_id, changes, if_match=None):
         update = parse(schemas.PatientUpdate, changes)
         changed = update.model_dump(mode="json", exclude_unset=True)
         if not changed:
@@ -53,7 +54,8 @@ class IntakeService(ClinicService):
         if update.date_of_birth is not None:
             changed["date_of_birth"] = update.date_of_birth
         with self.db.unit_of_work() as uow:
-            record = self._patient(uow.session, patient_id)
+            record = self._patient(uow.session, patient_id, lock=if_match is not None)
+            check_if_match(if_match, self._patient_answer(uow.session, record))
             for name, value in changed.items():
                 setattr(record, name, value)
             uow.session.flush()
@@ -66,9 +68,7 @@ class IntakeService(ClinicService):
         with self.db.unit_of_work() as uow:
             record = self._patient(uow.session, patient_id)
             self._audit(uow, record, "read")
-            view = patient_view(record)
-            view["consents"] = consent_summary(self._consents(uow.session, record))
-            return view
+            return self._patient_answer(uow.session, record)
 
     @rpc
     def find_patients(self, criteria=None):
@@ -151,10 +151,13 @@ class IntakeService(ClinicService):
     # --------------------------------------------------------- medical history
 
     @rpc
-    def record_medical_history(self, patient_id, history):
+    def record_medical_history(self, patient_id, history, if_match=None):
         given = parse(schemas.MedicalHistoryInput, history)
         with self.db.unit_of_work() as uow:
-            record = self._patient(uow.session, patient_id)
+            record = self._patient(uow.session, patient_id, lock=if_match is not None)
+            if if_match is not None:
+                current = self._current_history(uow.session, record)
+                check_if_match(if_match, history_view(current) if current is not None else None)
             entry = MedicalHistory(patient_number=record.number, recorded_by=self.db.actor,
                                    **given.model_dump(mode="json", exclude={"last_myocardial_infarction"}),
                                    last_myocardial_infarction=given.last_myocardial_infarction)
@@ -335,14 +338,24 @@ class IntakeService(ClinicService):
 
     # ----------------------------------------------------------------- helpers
 
-    def _patient(self, session, patient_id) -> Patient:
+    def _patient(self, session, patient_id, lock: bool = False) -> Patient:
         if not isinstance(patient_id, str) or not patient_id:
             raise ValidationFailed("patient_id must be a non-empty string",
                                    [{"field": "patient_id", "message": "must be a string"}])
+        if lock:
+            # The row alone (the eager join to the intake would make FOR
+            # UPDATE lock its nullable side), before it is read.
+            session.execute(sa.select(Patient.patient_id).where(Patient.patient_id == patient_id).with_for_update())
         record = session.execute(sa.select(Patient).where(Patient.patient_id == patient_id)).unique().scalar_one_or_none()
         if record is None:
             raise NotFound(f"no patient {patient_id}")
         return record
+
+    def _patient_answer(self, session, record: Patient) -> dict:
+        """What a read of the patient answers, and so what its ETag covers."""
+        view = patient_view(record)
+        view["consents"] = consent_summary(self._consents(session, record))
+        return view
 
     def _audit(self, uow, record: Patient, action: str) -> None:
         RecordAccess.record(uow, record.patient_id, action)
