@@ -68,7 +68,7 @@ class BillingRoutes:
         return self.billing.get_invoice(invoice_id)
 
     @api("GET", "/api/v1/invoices/{invoice_id}/fhir", roles=BILLING,
-         summary="Export an invoice as a FHIR R4 Invoice resource", tag="fhir")
+         summary="Export an invoice as a FHIR R4 Invoice resource", tag="fhir", fhir=True)
     def export_fhir_invoice(self, request, user, payload, invoice_id):
         return fhir_json(self.billing.export_fhir_invoice(invoice_id))
 

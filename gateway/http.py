@@ -55,6 +55,10 @@ class RouteSpec:
     idempotent: bool = False
     # Reads answer ETag; changes take If-Match (and may answer 412).
     conditional: bool = False
+    # The success body's output model (a pydantic model named as the
+    # OpenAPI component); FHIR routes answer application/fhir+json.
+    answer: type | None = None
+    media_type: str = "application/json"
 
 
 class MalformedRequest(ClinicError):
@@ -116,8 +120,11 @@ def json_response(status: int, body) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+FHIR_JSON = "application/fhir+json"
+
+
 def fhir_json(resource: dict) -> Response:
-    return Response(json.dumps(resource), status=200, mimetype="application/fhir+json")
+    return Response(json.dumps(resource), status=200, mimetype=FHIR_JSON)
 
 
 def read_json(request):
@@ -226,19 +233,21 @@ class RequestContext(DependencyProvider):
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
         status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
-        conditional: bool = False):
+        conditional: bool = False, answer: type | None = None, fhir: bool = False):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response).
 
     ``conditional``: a read of one record answers its ``ETag``; a change of
     one record passes ``if_match(request)`` to the service, which compares it
-    with the record inside its transaction (412 when it changed meanwhile)."""
+    with the record inside its transaction (412 when it changed meanwhile).
+    ``answer``: the output model of the success body, for the OpenAPI
+    document; ``fhir``: the route answers a FHIR resource (``fhir_json``)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent, conditional)
+                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json")
         ROUTES.append(spec)
 
         @functools.wraps(fn)

@@ -57,7 +57,7 @@ class NotificationsRoutes:
          summary="Export the messages sent to a patient as a FHIR R4 Bundle of Communication resources",
          tag="fhir",
          query=(("limit", "integer", "messages per page, 1-100 (default 100), oldest first"),
-                ("offset", "integer", "messages to skip (default 0)")))
+                ("offset", "integer", "messages to skip (default 0)")), fhir=True)
     def export_fhir_communications(self, request, user, payload, patient_id):
         limit = query_int(request, "limit", 100, 1, 100)
         offset = query_int(request, "offset", 0, 0, 10**9)

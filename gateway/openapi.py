@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.http import ROUTES, RouteSpec
+from gateway.http import FHIR_JSON, ROUTES, RouteSpec
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -16,6 +16,12 @@ PROBLEM_SCHEMA = {
         "details": {},
     },
 }
+
+# FHIR routes answer a FHIR R4 resource (a Bundle or an Invoice), validated
+# against the fhir.resources models in the tests; described by its type here.
+FHIR_RESOURCE = {"type": "object", "required": ["resourceType"],
+                 "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}},
+                 "description": "A FHIR R4 resource (http://hl7.org/fhir/R4/)"}
 
 ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
@@ -36,7 +42,9 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "tags": [spec.tag],
         "security": [{"bearer": []}],
         "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
-        "responses": {str(spec.status): {"description": "Success", "content": {"application/json": {"schema": {}}}}},
+        "responses": {str(spec.status): {"description": "Success", "content": {
+            spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
+                              if spec.media_type == FHIR_JSON else {}}}}},
     }
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -64,12 +72,8 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:
-        schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in schema.pop("$defs", {}).items():
-            components[name] = definition
-        components[spec.body.__name__] = schema
         operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
+            "application/json": {"schema": _component(spec.body, components, mode="validation")}}}
     for status, description in ERROR_RESPONSES.items():
         operation["responses"][status] = {
             "description": description,
@@ -83,6 +87,18 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": "If-Match names a version of the record that is no longer current; nothing was changed",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return operation
+
+
+def _component(model, components: dict, mode: str = "serialization") -> dict:
+    """A ``$ref`` to the model's named component, adding it (and the models
+    it uses) to the document's components."""
+    name = model.__name__
+    if name not in components:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        for nested, definition in schema.pop("$defs", {}).items():
+            components.setdefault(nested, definition)
+        components[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def document() -> dict:

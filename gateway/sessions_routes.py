@@ -157,7 +157,7 @@ class SessionsRoutes:
         return self.sessions.get_session(session_id)
 
     @api("GET", "/api/v1/sessions/{session_id}/fhir", roles=CLINICIANS,
-         summary="Export the session record as a FHIR R4 Bundle", tag="fhir")
+         summary="Export the session record as a FHIR R4 Bundle", tag="fhir", fhir=True)
     def export_session_fhir(self, request, user, payload, session_id):
         return fhir_json(self.sessions.export_fhir(session_id))
 

@@ -3,6 +3,9 @@ requests from the OpenAPI document (bodies, query strings, headers; both
 valid and deliberately invalid ones) for every route, sent with a valid
 token of every role the route admits, at path ids that exist and at ones
 that do not. Bad input must be answered with a 4xx: no answer is a 5xx.
+Every answer must match the document: its status is declared, its body
+validates against the declared schema (the output models' components, the
+Problem) and its content type is the declared one.
 
 Bounded to stay within the suite's budget: a fixed number of examples per
 route and kind, derandomised so a run is repeatable. FUZZ_EXAMPLES raises
@@ -19,6 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from nameko.standalone.rpc import ClusterRpcProxy
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance, response_schema_conformance, status_code_conformance)
 
 from gateway.http import ROUTES
 from gateway.service import GatewayService
@@ -29,7 +34,7 @@ from services.sessions.service import SessionsService
 from tests.conftest import web_address
 from tests.support.billing import wait_until
 from tests.support.intake import approved_patient
-from tests.support.sessions import CHECKLIST, clinic_monday, clinic_time, iso
+from tests.support.sessions import CHECKLIST, clinic_monday, clinic_time, iso, move_to_today
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 # FUZZ_RANDOM=1: other examples on each run (a deeper search by hand).
@@ -56,7 +61,7 @@ def created(answer) -> dict:
     return answer.json()
 
 
-def records_to_aim_at(rpc, api) -> dict[str, str]:
+def records_to_aim_at(rpc, api, databases) -> dict[str, str]:
     """One real record of every kind a path names, so generated requests
     reach the rules behind the lookups, not only "not found"."""
     pid = approved_patient(lambda method, *args: getattr(rpc.intake, method)(*args))["patient_id"]
@@ -71,6 +76,8 @@ def records_to_aim_at(rpc, api) -> dict[str, str]:
     appointment = created(api.post("/api/v1/appointments", headers=clinician, json={
         "plan_id": plan["plan_id"], "starts_at": iso(starts), "chair_id": chair["resource_id"],
         "clinician_id": doctor["resource_id"]}))
+    # Check-in belongs to the appointment's own day.
+    move_to_today(databases.engine("sessions"), appointment["appointment_id"])
     session = created(api.post(f"/api/v1/appointments/{appointment['appointment_id']}/check-in",
                                json=CHECKLIST, headers=clinician))
     charge = created(api.post(f"/api/v1/patients/{pid}/charges",
@@ -96,12 +103,16 @@ def roles_of(method: str, path: str) -> list[str]:
     return sorted(set(spec.roles) | {"admin"})
 
 
+CONFORMANCE = [response_schema_conformance, content_type_conformance, status_code_conformance]
+
+
 @pytest.mark.timeout(600)  # about a minute alone; the suite's 120 s would be tight on a busy machine
-def test_no_generated_request_is_answered_with_a_server_error(clinic):
+def test_no_generated_request_is_answered_with_a_server_error_and_every_answer_matches_the_document(clinic, databases):
     rpc, api, base_url = clinic
-    ids = records_to_aim_at(rpc, api)
+    ids = records_to_aim_at(rpc, api, databases)
     schema = schemathesis.openapi.from_dict(api.get("/api/v1/openapi.json").json())
     server_errors: list[str] = []
+    nonconforming: dict[str, str] = {}
     sent = 0
     for found in schema.get_all_operations():
         operation = found.ok()
@@ -122,6 +133,12 @@ def test_no_generated_request_is_answered_with_a_server_error(clinic):
                 if response.status_code >= 500:
                     server_errors.append(f"{response.status_code} {case.method} {case.formatted_path} as {role}: "
                                          f"{response.text[:200]}\n  {case.as_curl_command()}")
+                else:
+                    try:
+                        case.validate_response(response, checks=CONFORMANCE)
+                    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected per route and status
+                        nonconforming.setdefault(f"{case.method} {operation.path} {response.status_code}",
+                                                 f"{str(exc)[:600]}\n  {response.text[:300]}")
                 eventlet.sleep(0)
 
             try:
@@ -131,3 +148,5 @@ def test_no_generated_request_is_answered_with_a_server_error(clinic):
                     raise
     assert sent > len(ROUTES) * EXAMPLES
     assert server_errors == [], f"{len(server_errors)} of {sent} requests got a 5xx:\n" + "\n".join(server_errors[:20])
+    assert nonconforming == {}, f"{len(nonconforming)} answers do not match the document:\n" + "\n".join(
+        f"{where}: {why}" for where, why in list(nonconforming.items())[:20])
