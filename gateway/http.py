@@ -59,6 +59,8 @@ class RouteSpec:
     # OpenAPI component); FHIR routes answer application/fhir+json.
     answer: type | None = None
     media_type: str = "application/json"
+    # Also answers a printable HTML document (``format=html``).
+    html: bool = False
 
 
 class MalformedRequest(ClinicError):
@@ -233,7 +235,7 @@ class RequestContext(DependencyProvider):
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
         status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
-        conditional: bool = False, answer: type | None = None, fhir: bool = False):
+        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response).
 
@@ -247,7 +249,7 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json")
+                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json", html)
         ROUTES.append(spec)
 
         @functools.wraps(fn)

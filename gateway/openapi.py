@@ -46,6 +46,8 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
                               if spec.media_type == FHIR_JSON else {}}}}},
     }
+    if spec.html:
+        operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", spec.path)
