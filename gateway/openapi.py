@@ -116,6 +116,9 @@ def document() -> dict:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "An access token from the clinic's OpenID Connect identity provider "
+                               "(static development tokens only where configured)"}},
         },
     }

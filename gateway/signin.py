@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 import jwt
 
-from common.errors import ClinicError, Forbidden
+from common.errors import ClinicError, Forbidden, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class KeySet:
         self.refresh_seconds = refresh_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._unreachable = False
         self._lock = threading.Lock()
 
     def key(self, kid: str | None) -> jwt.PyJWK:
@@ -105,6 +106,9 @@ class KeySet:
         if found is None and self._may_refresh():
             self.refresh()
             found = self._lookup(kid)
+        if found is None and self._unreachable:
+            # Not the caller's fault: say so, rather than sign them out.
+            raise ServiceUnavailable("the identity provider's signing keys could not be fetched; try again shortly")
         if found is None:
             raise Unauthorized("the access token is signed with a key the identity provider does not publish")
         return found
@@ -134,7 +138,9 @@ class KeySet:
                     except jwt.PyJWTError:
                         continue  # a key type this gateway does not use
                 self._keys = keys
-            except (httpx.HTTPError, ValueError) as exc:
+                self._unreachable = False
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                self._unreachable = True
                 # Keep the keys we had: a provider blip must not sign everyone out.
                 log.warning("the identity provider's keys could not be fetched: %s", type(exc).__name__)
 

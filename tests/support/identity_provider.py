@@ -59,14 +59,17 @@ class IdentityProvider:
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
         self.jwks_url = f"{self.issuer}/jwks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.stopped = False
 
     def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
 
     def rotate(self) -> SigningKey:
         """A new signing key published in place of the RSA one."""

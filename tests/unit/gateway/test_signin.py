@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from common.errors import Forbidden
+from common.errors import Forbidden, ServiceUnavailable
 from gateway.signin import OidcSettings, OidcVerifier, SignIn, Unauthorized, parse_role_map, parse_tokens
 from tests.support.identity_provider import IdentityProvider, SigningKey
 
@@ -117,3 +117,20 @@ def test_configuration_errors_are_named():
     with pytest.raises(ValueError, match="OIDC_AUDIENCE"):
         OidcSettings.from_config({"OIDC_ISSUER": "https://idp.example"})
     assert parse_tokens("") == {}
+
+
+def test_an_unreachable_provider_is_a_503_not_a_sign_out(idp):
+    check = verifier(idp)
+    token = idp.token(["doctor"])
+    idp.__exit__()
+    with pytest.raises(ServiceUnavailable):
+        check.user(token)
+
+
+def test_keys_already_fetched_outlive_a_provider_outage(idp):
+    check = verifier(idp)
+    assert check.user(idp.token(["doctor"])).role == "clinician"
+    idp.__exit__()
+    assert check.user(idp.token(["desk"])).role == "front_desk"
+    with pytest.raises(ServiceUnavailable):
+        check.user(idp.token(["desk"], key=SigningKey("RS256")))
