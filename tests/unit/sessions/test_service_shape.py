@@ -2,6 +2,7 @@
 finds exactly that service in services/sessions/service.py, its RPC methods
 and event handlers are the documented ones whichever class holds them, and
 each capability module stays small enough to read in one sitting."""
+import ast
 import inspect
 from pathlib import Path
 
@@ -63,3 +64,22 @@ def test_each_capability_module_can_be_read_in_one_sitting():
     assert {"chart.py", "resources.py", "eligibility.py", "plans.py", "scheduling.py", "session_records.py",
             "discharge.py", "rems_forms.py", "outcomes.py"} <= set(sizes)
     assert max(sizes.values()) < 350, sizes
+
+
+def test_each_module_of_the_service_stays_under_the_checks_limit():
+    folder = Path(capabilities.__file__).parent.parent
+    sizes = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
+    assert {"domain.py", "dosing.py", "scheduling_rules.py", "monitoring.py"} <= set(sizes)
+    assert max(sizes.values()) <= 400, sizes
+
+
+def test_the_rules_are_reached_through_domain_whichever_module_holds_them():
+    from services.sessions import domain, dosing, monitoring, scheduling_rules
+    for module in (dosing, monitoring, scheduling_rules):
+        tree = ast.parse(Path(module.__file__).read_text())
+        defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        defined |= {target.id for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)}
+        public = {name for name in defined if not name.startswith("_")}
+        assert public and all(getattr(domain, name, None) is getattr(module, name) for name in public), \
+            (module.__name__, sorted(name for name in public if not hasattr(domain, name)))
