@@ -1,0 +1,79 @@
+"""How many statements the hot paths send to PostgreSQL: counts, not times,
+so that a pre-ping, a SELECT before an INSERT or a per-row insert cannot
+creep back unnoticed. (BEGIN and COMMIT are not cursor statements: each
+unit of work adds those two round trips to the counts below.)"""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from common.database import Database
+from services.intake.service import IntakeService
+from tests.support.calls import as_staff
+from tests.support.intake import PATIENT
+
+
+class Statements:
+    """Every statement a container's database engine sends."""
+
+    def __init__(self, container):
+        [database] = [ext for ext in container.extensions if isinstance(ext, Database)]
+        self.engine = database.engine
+        self.sent: list[str] = []
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        # The pool's pre-ping bypasses the cursor events.
+        ping = self.engine.dialect.do_ping
+
+        def counted_ping(dbapi_connection):
+            self.sent.append("SELECT 1 (pre-ping)")
+            return ping(dbapi_connection)
+
+        self.engine.dialect.do_ping = counted_ping
+
+    def _record(self, _conn, _cursor, statement, _params, _context, _executemany):
+        self.sent.append(" ".join(statement.split())[:60])
+
+    def clear(self):
+        self.sent.clear()
+
+
+def audit_rows(databases, service: str, patient_id: str) -> list[str]:
+    with databases.engine(service).connect() as connection:
+        return list(connection.execute(sa.text(
+            "SELECT action FROM record_access WHERE patient_id = :p ORDER BY id"), {"p": patient_id}).scalars())
+
+
+@pytest.fixture
+def intake(start_service):
+    # The relay timer's own reads would be counted too.
+    return start_service(IntakeService, OUTBOX_RELAY_INTERVAL=3600)
+
+
+def test_reading_a_patient_sends_three_statements_and_no_pre_ping(intake, databases):
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    statements = Statements(intake)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_patient", patient_id)["patient_id"] == patient_id
+        # The patient, the consents, the audit row.
+        assert len(statements.sent) == 3, statements.sent
+        assert not any(sent.upper().startswith("SELECT 1") for sent in statements.sent)
+    assert audit_rows(databases, "intake", patient_id) == ["create", "read", "read", "read"]
+
+
+def test_a_connection_the_server_closed_costs_no_request(intake, databases):
+    """What a database restart does to the pool: every idle connection is
+    terminated by the server. The next checkout notices without a round
+    trip and opens a new connection."""
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    call("get_patient", patient_id)
+    database_name = sa.engine.make_url(databases["intake"]).database
+    with databases.admin.connect() as connection:
+        terminated = connection.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"), {"name": database_name})
+        assert terminated.scalar_one() >= 1
+    for _ in range(12):  # more than the pool holds idle
+        assert call("get_patient", patient_id)["patient_id"] == patient_id
