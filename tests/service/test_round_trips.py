@@ -8,7 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from common.database import Database
+from services.billing.service import BillingService
 from services.intake.service import IntakeService
+from tests.support.billing import completed_session, new_id, publish, wait_until
 from tests.support.calls import as_staff
 from tests.support.intake import PATIENT
 
@@ -77,3 +79,27 @@ def test_a_connection_the_server_closed_costs_no_request(intake, databases):
         assert terminated.scalar_one() >= 1
     for _ in range(12):  # more than the pool holds idle
         assert call("get_patient", patient_id)["patient_id"] == patient_id
+
+
+def test_a_completed_session_is_charged_in_few_statements(start_service, databases):
+    billing = start_service(BillingService, OUTBOX_RELAY_INTERVAL=3600)
+    statements = Statements(billing)
+
+    def charged(patient_id):
+        with databases.engine("billing").connect() as connection:
+            return connection.execute(sa.text("SELECT count(*) FROM charges WHERE patient_id = :p"),
+                                      {"p": patient_id}).scalar_one()
+
+    for attempt in range(3):
+        patient_id = new_id()
+        statements.clear()
+        publish(billing.config, "sessions", "session.completed", completed_session(patient_id))
+        wait_until(lambda: charged(patient_id))
+        if attempt == 0:
+            continue  # the fee schedule is read once, on first use
+        # The claim, the session not yet charged, a package that covers it,
+        # the charges (one multi-row insert), no late-cancellation fee to void.
+        assert len(statements.sent) == 5, statements.sent
+        assert statements.sent[0].startswith("INSERT INTO processed_events")
+        assert sum(sent.startswith("INSERT INTO charges") for sent in statements.sent) == 1
+        assert charged(patient_id) >= 2
