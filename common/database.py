@@ -351,6 +351,26 @@ class ServiceDatabase:
             connection.execute(sa.text("SELECT 1"))
 
 
+class FirstStatementRetryingSession(Session):
+    """A session that sends its transaction's first statement again, once,
+    on a new connection when the pooled one turns out to be lost (a
+    database restart the checkout could not see yet). Safe: nothing had
+    been done in the transaction, and a transaction the server lost with
+    its connection was never committed."""
+
+    def execute(self, *args, **kwargs):
+        if self.in_transaction():
+            return super().execute(*args, **kwargs)
+        try:
+            return super().execute(*args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("a pooled database connection was lost; the statement is sent again on a new one")
+            self.rollback()
+            return super().execute(*args, **kwargs)
+
+
 class Database(DependencyProvider):
     """Engine and sessions for the service's own database, named by the
     service in ``DATABASE_URLS``."""
@@ -360,7 +380,8 @@ class Database(DependencyProvider):
         self.service_name = self.container.service_name
         self.timeouts = Timeouts.from_config(config)
         self.engine = make_engine(database_url(config, self.service_name), self.timeouts)
-        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.session_factory = sessionmaker(self.engine, class_=FirstStatementRetryingSession,
+                                            expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
 
     def stop(self):

@@ -103,3 +103,26 @@ def test_a_completed_session_is_charged_in_few_statements(start_service, databas
         assert statements.sent[0].startswith("INSERT INTO processed_events")
         assert sum(sent.startswith("INSERT INTO charges") for sent in statements.sent) == 1
         assert charged(patient_id) >= 2
+
+
+def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, databases):
+    """The checkout's look at the socket can miss a connection lost a moment
+    later: the transaction's first statement is then sent again, once, on a
+    new connection."""
+    from common import database as db_module
+
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    statements = Statements(intake)
+    sa.event.remove(statements.engine, "checkout", db_module._discard_if_closed_by_server)
+    try:
+        call("get_patient", patient_id)
+        database_name = sa.engine.make_url(databases["intake"]).database
+        with databases.admin.connect() as connection:
+            connection.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"), {"name": database_name})
+        for _ in range(12):
+            assert call("get_patient", patient_id)["patient_id"] == patient_id
+    finally:
+        sa.event.listen(statements.engine, "checkout", db_module._discard_if_closed_by_server)
