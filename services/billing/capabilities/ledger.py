@@ -14,9 +14,9 @@ from common.errors import NotFound, field_error
 from common.events import iso, utcnow
 from common.validation import require_id
 from services.billing import domain
-from services.billing.dependencies import Settings
+from services.billing.dependencies import FeeSchedule, Settings, StoredPrice
 from services.billing.models import (
-    BillingPatient, Charge, FeePrice, Invoice, Payment, Refund,
+    BillingPatient, Charge, Invoice, Payment, Refund,
 )
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,13 @@ OPEN_INVOICE = (domain.InvoiceStatus.ISSUED.value, domain.InvoiceStatus.PARTIALL
 
 
 class Ledger:
-    """Declared on ``BillingService``: ``db`` (the service's database) and
-    ``settings`` (the clinic and its billing rules)."""
+    """Declared on ``BillingService``: ``db`` (the service's database),
+    ``settings`` (the clinic and its billing rules) and ``fee_schedule``
+    (the stored prices)."""
 
     db: ServiceDatabase
     settings: Settings
+    fee_schedule: FeeSchedule
 
     # ------------------------------------------------------------ records
 
@@ -59,8 +61,8 @@ class Ledger:
 
     # ------------------------------------------------------------ charges
 
-    def _price(self, session, code: str, on: date) -> FeePrice:
-        rows = session.execute(sa.select(FeePrice).where(FeePrice.code == code)).scalars().all()
+    def _price(self, session, code: str, on: date) -> StoredPrice:
+        rows = self.fee_schedule.prices(session, code)
         if not rows:
             raise field_error("code", f"{code} is not in the fee schedule")
         chosen = domain.price_on([domain.Price(r.code, r.effective_from, r.price_cents, r.currency, r.description)
@@ -72,14 +74,15 @@ class Ledger:
         charges = []
         for line in lines:
             price = self._price(session, line.code, on)
-            charge = Charge(
+            charges.append(Charge(
                 patient_id=patient_id, code=line.code, description=price.description, units=line.units,
                 unit_price_cents=price.price_cents, amount_cents=domain.line_amount(line.units, price.price_cents),
                 currency=price.currency, date_of_service=on, source=source, source_ref=source_ref,
                 appointment_id=appointment_id, session_id=session_id, clinician_id=clinician_id,
-                status="open", created_by=actor)
-            session.add(charge)
-            charges.append(charge)
+                status="open", created_by=actor))
+        # Added together, flushed as one multi-row INSERT (the ids are made
+        # here, so nothing has to come back row by row).
+        session.add_all(charges)
         session.flush()
         return charges
 

@@ -227,7 +227,10 @@ def test_invoices_are_numbered_without_gaps_under_concurrency(billing, call):
     assert sorted(numbers) == [f"INV-{n:06d}" for n in range(1, 9)]
 
 
-def test_issued_invoices_keep_their_prices(billing, call, databases):
+def test_issued_invoices_keep_their_prices(start_service, databases):
+    # A price added behind the service's back is seen once its copy of the
+    # fee schedule is refreshed: here, at every use.
+    call = rpc_caller(start_service(BillingService, BILLING={"FEE_SCHEDULE_REFRESH_SECONDS": 0.001}))
     pid = new_id()
     call("add_charge", pid, {"code": "99214", "date_of_service": "2026-11-20"})
     invoice = call("issue_invoice", pid)
