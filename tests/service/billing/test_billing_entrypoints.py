@@ -119,7 +119,7 @@ def test_a_no_show_for_a_session_that_took_place_is_not_charged(billing, call):
     pid, appointment = new_id(), new_id()
     # The no-show arrives first (a mistaken mark), then the session itself.
     publish(billing.config, "sessions", "appointment.no_show", {
-        "patient_id": pid, "appointment_id": appointment, "starts_at": "2026-11-20T15:00:00Z"})
+        "patient_id": pid, "appointment_id": appointment, "starts_at": "2026-11-20T15:00:00Z", "route": "iv_infusion"})
     wait_for_charges(call, pid, 1)
     publish(billing.config, "sessions", "session.completed", completed_session(pid, appointment_id=appointment))
     wait_until(lambda: len(charges_of(call, pid, status="void")) == 1)
