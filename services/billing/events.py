@@ -41,6 +41,7 @@ class PaymentReceived(BillingEvent):
     patient_id: str
     payment_id: str
     invoice_id: str
+    number: str = Field(description="the invoice's number, e.g. INV-000042: what a receipt names")
     amount_cents: int
     currency: str
     method: Literal["card", "cash", "insurance", "package_credit"]

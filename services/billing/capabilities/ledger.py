@@ -93,7 +93,7 @@ class Ledger:
         uow.session.flush()
         uow.emit(events.PaymentReceived(
             patient_id=invoice.patient_id, payment_id=payment.payment_id, invoice_id=invoice.invoice_id,
-            amount_cents=payment.amount_cents, currency=payment.currency, method=payment.method,
+            number=invoice.display_number, amount_cents=payment.amount_cents, currency=payment.currency, method=payment.method,
             received_at=payment.received_at))
         self._settle(uow, invoice)
         log.info("payment %s recorded on invoice %s", payment.payment_id, invoice.invoice_id)

@@ -76,7 +76,9 @@ def test_session_completed_to_invoice_paid(billing, call, events, databases):
     paid = events.wait_for("invoice.paid")
     assert paid["data"]["invoice_id"] == invoice["invoice_id"] and paid["data"]["total_cents"] == 43500
     received = events.wait_for("payment.received", count=2)
-    assert {"payment_id", "invoice_id", "amount_cents", "currency", "method", "received_at"} <= set(received["data"])
+    assert {"payment_id", "invoice_id", "number", "amount_cents", "currency", "method", "received_at"} <= set(
+        received["data"])
+    assert received["data"]["number"] == invoice["number"]
     assert call("get_balance", pid)["balance_cents"] == 0
     assert [c["status"] for c in charges_of(call, pid)] == ["invoiced"] * 3
 
