@@ -41,7 +41,10 @@ class PaymentReceived(BillingEvent):
     patient_id: str
     payment_id: str
     invoice_id: str
-    number: str = Field(description="the invoice's number, e.g. INV-000042: what a receipt names")
+    # Added to version 1 after it was first published: events from before
+    # lack it, so consumers must take its absence.
+    number: str | None = Field(default=None, description="the invoice's number, e.g. INV-000042, what a receipt "
+                                                         "names; absent from events published before it was added")
     amount_cents: int
     currency: str
     method: Literal["card", "cash", "insurance", "package_credit"]
