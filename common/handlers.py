@@ -231,10 +231,11 @@ def consumes(*contracts):
         # The envelope only, data as a dict: what a consumer of a foreign
         # producer without a declared contract has.
         source_service, event_type = contracts
-        read = Event.from_body
+        read, declared = Event.from_body, None
     else:
         versions = contract_versions(contracts)
         source_service, event_type = contracts[0].producer, contracts[0].type
+        declared = tuple(versions.values())
 
         def read(body):
             return Received.read(body, versions)
@@ -259,6 +260,7 @@ def consumes(*contracts):
 
         # What docs/events.md's "consumed by" is built from.
         handle.consumed_event = (source_service, event_type)
+        handle.consumed_contracts = declared
         # requeue_on_error is what happens if the entrypoint itself breaks:
         # the message goes back rather than being dropped.
         return RetryingEventHandler.decorator(
