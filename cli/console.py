@@ -12,6 +12,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BROKER_DOWN, EXIT_DATABASE_DOWN, EXIT_AT
 
 
 def redact(uri: str) -> str:
+    # A cluster's AMQP_URI names each node, with its password, separated by ";".
+    return ";".join(_redact_one(part) for part in uri.split(";"))
+
+
+def _redact_one(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 from nameko.events import SERVICE_POOL, EventHandler
-from nameko.messaging import QueueConsumer
-from nameko.rpc import Rpc, RpcConsumer
+from nameko.rpc import Rpc
+
+from common.broker import AnsweringRpcConsumer, SteadyQueueConsumer
 
 DEAD_LETTER_QUEUE = "clinic.dead-letters"
 
@@ -76,7 +77,7 @@ class QueueTypeMismatch(Exception):
     """A queue already exists with another type or other arguments."""
 
 
-class ClinicQueueConsumer(QueueConsumer):
+class ClinicQueueConsumer(SteadyQueueConsumer):
     """nameko's queue consumer, shared by the clinic's event handlers and
     RPC entrypoints of one service. A message it cannot decode goes to the
     dead-letter queue (``on_decode_error``) instead of being acked away with
@@ -155,7 +156,7 @@ class ClinicEventHandler(EventHandler):
                                           **consumer_queue_arguments(self.container.config)}
 
 
-class ClinicRpcConsumer(RpcConsumer):
+class ClinicRpcConsumer(AnsweringRpcConsumer):
     queue_consumer = ClinicQueueConsumer()
 
     def setup(self):

@@ -1,6 +1,6 @@
 """Event handlers through a database outage, on the real broker and
 PostgreSQL: billing's database is reached through a TCP proxy of the test's
-own (tests.support.ops.ThreadedProxy), which the test cuts (existing
+own (tests.support.tcp_proxy.TcpProxy), which the test takes down (existing
 connections dropped, new ones refused) and restores. An infrastructure fault is retried for the outage window,
 not EVENT_MAX_ATTEMPTS times; a retry holds no worker; a window that runs
 out dead-letters the event as ``outage``."""
@@ -16,13 +16,14 @@ from common.observability import ENTRYPOINT_CALLS
 from common.outbox import plumbing_metadata
 from common.service import ClinicService
 from services.billing.service import BillingService
-from tests.support.billing import completed_session, new_id, rpc_caller
 from services.intake.events import PatientRegistered
+from tests.support.billing import completed_session, new_id, rpc_caller
 from tests.support.events import example_data, publish_event
-from tests.support.ops import ThreadedProxy, wait_until
+from tests.support.ops import wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 
-def through_proxy(url: str, proxy: ThreadedProxy) -> str:
+def through_proxy(url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(url)
     return url.replace(f"@{parts.hostname}:{parts.port or 5432}/", f"@127.0.0.1:{proxy.port}/", 1)
 
@@ -34,7 +35,7 @@ def retries(service, entrypoint):
 def test_an_event_arriving_while_the_database_is_down_is_applied_when_it_is_back(start_service, databases,
                                                                                  rabbit_config):
     target = urlsplit(databases["billing"])
-    proxy = ThreadedProxy(target.hostname, target.port or 5432).start()
+    proxy = TcpProxy(target.hostname, target.port or 5432).start()
     # Left running after the test: the container is killed at teardown and
     # must not see its database vanish first.
     billing = start_service(BillingService, DATABASE_URLS={"billing": through_proxy(databases["billing"], proxy)},
@@ -43,14 +44,14 @@ def test_an_event_arriving_while_the_database_is_down_is_applied_when_it_is_back
     before = retries("billing", "on_session_completed")
     patient_id = new_id()
 
-    proxy.cut()
+    proxy.down()
     publish_event(rabbit_config["AMQP_URI"], "sessions", "session.completed", completed_session(patient_id))
     # Far more attempts than EVENT_MAX_ATTEMPTS, and still not dead-lettered.
     wait_until(lambda: retries("billing", "on_session_completed") >= before + 8, timeout=30,
                message="the event retried through the outage")
     assert list_dead_letters(rabbit_config["AMQP_URI"]) == []
 
-    proxy.restore()
+    proxy.forward()
     call = rpc_caller(billing)
     charges = wait_until(lambda: call("list_charges", patient_id, {})["items"], timeout=30,
                          message="the charges raised once the database is back")

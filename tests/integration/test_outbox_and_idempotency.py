@@ -11,7 +11,7 @@ from services.intake.service import IntakeService
 from services.intake.events import PatientRegistered
 from tests.support.events import example_data, publish_event, republish
 from tests.support.intake import PATIENT
-from tests.support.net import CuttableProxy
+from tests.support.tcp_proxy import TcpProxy
 
 
 def outbox_rows(databases, where=""):
@@ -23,19 +23,19 @@ def test_an_event_committed_while_the_broker_is_unreachable_is_published_when_it
         start_service, rabbit_config, databases, events):
     events.listen("intake")
     broker = urlsplit(rabbit_config["AMQP_URI"])
-    proxy = CuttableProxy(broker.hostname, broker.port or 5672).start()
+    proxy = TcpProxy(broker.hostname, broker.port or 5672).start()
     proxied_uri = rabbit_config["AMQP_URI"].replace(f":{broker.port or 5672}/", f":{proxy.port}/")
     intake = start_service(IntakeService, AMQP_URI=proxied_uri)
     # The proxy is left running after the test: the container is killed at
     # teardown and must not see its broker vanish first.
-    proxy.cut()
+    proxy.down()
     with entrypoint_hook(intake, "register_patient") as register:
         patient = register(PATIENT)  # the commit succeeds without a broker
     assert [row.sent_at for row in outbox_rows(databases)] == [None]
     eventlet.sleep(0.5)
     assert events.events("patient.registered") == []
 
-    proxy.restore()
+    proxy.forward()
     event = events.wait_for("patient.registered", timeout=20)
     assert event["data"]["patient_id"] == patient["patient_id"]
     eventlet.sleep(1)  # a second publish would show up by now
