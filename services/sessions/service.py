@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from common import idempotency
+from common.etag import check_if_match
 from common.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import consumes, rpc
@@ -165,7 +166,7 @@ class SessionsService(ClinicService):
             return claim.remember(plan_view(record))
 
     @rpc
-    def update_plan(self, plan_id, changes):
+    def update_plan(self, plan_id, changes, if_match=None):
         given = parse(schemas.PlanChanges, changes)
         changed = given.model_dump(exclude_unset=True)
         if not changed:
@@ -173,6 +174,7 @@ class SessionsService(ClinicService):
         actor = self._require_clinician("change a treatment plan")
         with self.db.unit_of_work() as uow:
             record = self._plan(uow.session, plan_id, lock=True)
+            check_if_match(if_match, plan_view(record))
             if changed.get("max_dose_mg") is not None:
                 changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
             for name, value in changed.items():
@@ -262,10 +264,11 @@ class SessionsService(ClinicService):
             return claim.remember(view)
 
     @rpc
-    def reschedule_appointment(self, appointment_id, change):
+    def reschedule_appointment(self, appointment_id, change, if_match=None):
         given = parse(schemas.RescheduleInput, change)
         with self.db.unit_of_work() as uow:
             record = self._appointment(uow.session, appointment_id, lock=True)
+            check_if_match(if_match, appointment_view(record))
             domain.check_appointment_move(AppointmentStatus(record.status), "reschedule")
             plan = self._plan(uow.session, record.plan_id, lock=True)
             self._check_bookable(uow.session, plan)
@@ -286,9 +289,10 @@ class SessionsService(ClinicService):
             return appointment_view(record)
 
     @rpc
-    def cancel_appointment(self, appointment_id):
+    def cancel_appointment(self, appointment_id, if_match=None):
         with self.db.unit_of_work() as uow:
             record = self._appointment(uow.session, appointment_id, lock=True)
+            check_if_match(if_match, appointment_view(record))
             domain.check_appointment_move(AppointmentStatus(record.status), "cancel")
             now = utcnow()
             record.status = AppointmentStatus.CANCELLED.value
@@ -305,9 +309,10 @@ class SessionsService(ClinicService):
             return appointment_view(record)
 
     @rpc
-    def mark_no_show(self, appointment_id):
+    def mark_no_show(self, appointment_id, if_match=None):
         with self.db.unit_of_work() as uow:
             record = self._appointment(uow.session, appointment_id, lock=True)
+            check_if_match(if_match, appointment_view(record))
             domain.check_appointment_move(AppointmentStatus(record.status), "no_show")
             if as_utc(record.starts_at) > utcnow():
                 raise Conflict("an appointment cannot be marked a no-show before it starts")
@@ -428,22 +433,24 @@ class SessionsService(ClinicService):
             return claim.remember(self._session_view(uow.session, record))
 
     @rpc
-    def update_checklist(self, session_id, checklist):
+    def update_checklist(self, session_id, checklist, if_match=None):
         given = parse(schemas.Checklist, checklist)
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
+            check_if_match(if_match, self._session_view(uow.session, record))
             domain.check_session_move(SessionStatus(record.status), "update_checklist", signed=bool(record.signed_at))
             self._apply_checklist(uow, record, self._appointment(uow.session, record.appointment_id), given)
             self._audit(uow, record.patient_id, "checklist", record.session_id)
             return self._session_view(uow.session, record)
 
     @rpc
-    def start_session(self, session_id, start):
+    def start_session(self, session_id, start, if_match=None):
         given = parse(schemas.StartInput, start)
         self._require_clinician("start a session")
         started_at = not_future(given.started_at, "started_at")
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
+            check_if_match(if_match, self._session_view(uow.session, record))
             domain.check_session_move(SessionStatus(record.status), "start", signed=bool(record.signed_at))
             missing = domain.missing_checklist_items(checklist_facts(record))
             if missing:
@@ -517,7 +524,7 @@ class SessionsService(ClinicService):
             return claim.remember(side_effect_view(entry))
 
     @rpc
-    def complete_session(self, session_id, completion):
+    def complete_session(self, session_id, completion, if_match=None):
         """End of dosing and discharge. Refused until the discharge criteria
         (and, for esketamine, the REMS monitoring points) are met."""
         given = parse(schemas.CompletionInput, completion)
@@ -527,6 +534,7 @@ class SessionsService(ClinicService):
             raise field_error("no_driving_advised", "the patient must be told not to drive until the next day")
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
+            check_if_match(if_match, self._session_view(uow.session, record))
             domain.check_session_move(SessionStatus(record.status), "complete", signed=bool(record.signed_at))
             plan = self._plan(uow.session, record.plan_id, lock=True)
             started_at = as_utc(record.started_at)
@@ -579,10 +587,11 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def abort_session(self, session_id, abort):
+    def abort_session(self, session_id, abort, if_match=None):
         given = parse(schemas.AbortInput, abort)
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
+            check_if_match(if_match, self._session_view(uow.session, record))
             domain.check_session_move(SessionStatus(record.status), "abort", signed=bool(record.signed_at))
             now = utcnow()
             record.status = SessionStatus.ABORTED.value
@@ -602,10 +611,11 @@ class SessionsService(ClinicService):
             return self._session_view(uow.session, record)
 
     @rpc
-    def sign_session(self, session_id):
+    def sign_session(self, session_id, if_match=None):
         actor = self._require_clinician("sign a session record")
         with self.db.unit_of_work() as uow:
             record = self._session(uow.session, session_id, lock=True)
+            check_if_match(if_match, self._session_view(uow.session, record))
             if record.signed_at:
                 raise Conflict("the session record is already signed")
             missing = domain.missing_for_signature(self._signature_facts(uow.session, record))

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from common import idempotency
 from common.database import insert_ignoring_duplicates
+from common.etag import check_if_match
 from common.errors import ValidationFailed, field_error
 from common.events import utcnow
 from common.handlers import rpc
@@ -128,13 +129,14 @@ class Invoicing(Ledger):
             return page(session, query.order_by(Invoice.number.desc()), search, schemas.invoice_summary)
 
     @rpc
-    def void_invoice(self, invoice_id, void):
+    def void_invoice(self, invoice_id, void, if_match=None):
         """Void with a reason; the invoice and its number stay, its charges
         are open again to be corrected and re-invoiced."""
         given = parse(schemas.VoidInput, void)
         with self.db.unit_of_work() as uow:
             session = uow.session
             invoice = self._lock(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            check_if_match(if_match, schemas.invoice_detail(session, invoice))
             payments = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.invoice_id)).scalars().all()
             money = sum(p.amount_cents - p.refunded_cents for p in payments
                         if p.method != domain.PaymentMethod.PACKAGE_CREDIT.value)

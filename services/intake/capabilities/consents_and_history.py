@@ -3,6 +3,7 @@ the patient's medical history."""
 from __future__ import annotations
 
 from common import idempotency
+from common.etag import check_if_match
 from common.errors import NotFound
 from common.events import utcnow
 from common.handlers import rpc
@@ -60,10 +61,13 @@ class ConsentsAndHistory(Records):
     # --------------------------------------------------------- medical history
 
     @rpc
-    def record_medical_history(self, patient_id, history):
+    def record_medical_history(self, patient_id, history, if_match=None):
         given = parse(schemas.MedicalHistoryInput, history)
         with self.db.unit_of_work() as uow:
-            record = self._patient(uow.session, patient_id)
+            record = self._patient(uow.session, patient_id, lock=if_match is not None)
+            if if_match is not None:
+                current = self._current_history(uow.session, record)
+                check_if_match(if_match, history_view(current) if current is not None else None)
             entry = MedicalHistory(patient_number=record.number, recorded_by=self.db.actor,
                                    **given.model_dump(mode="json", exclude={"last_myocardial_infarction"}),
                                    last_myocardial_infarction=given.last_myocardial_infarction)

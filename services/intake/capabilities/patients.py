@@ -4,13 +4,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from common import idempotency
+from common.etag import check_if_match
 from common.errors import ValidationFailed
 from common.handlers import rpc
 from common.validation import parse
 from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
 from services.intake.models import IntakeCase, Patient
-from services.intake.schemas import consent_summary, mrn_number, patient_facts, patient_view
+from services.intake.schemas import mrn_number, patient_facts, patient_view
 
 
 class Patients(Records):
@@ -32,7 +33,7 @@ class Patients(Records):
             return claim.remember(patient_view(record))
 
     @rpc
-    def update_patient(self, patient_id, changes):
+    def update_patient(self, patient_id, changes, if_match=None):
         update = parse(schemas.PatientUpdate, changes)
         changed = update.model_dump(mode="json", exclude_unset=True)
         if not changed:
@@ -40,7 +41,8 @@ class Patients(Records):
         if update.date_of_birth is not None:
             changed["date_of_birth"] = update.date_of_birth
         with self.db.unit_of_work() as uow:
-            record = self._patient(uow.session, patient_id)
+            record = self._patient(uow.session, patient_id, lock=if_match is not None)
+            check_if_match(if_match, self._patient_answer(uow.session, record))
             for name, value in changed.items():
                 setattr(record, name, value)
             uow.session.flush()
@@ -53,9 +55,7 @@ class Patients(Records):
         with self.db.unit_of_work() as uow:
             record = self._patient(uow.session, patient_id)
             self._audit(uow, record, "read")
-            view = patient_view(record)
-            view["consents"] = consent_summary(self._consents(uow.session, record))
-            return view
+            return self._patient_answer(uow.session, record)
 
     @rpc
     def find_patients(self, criteria=None):

@@ -14,6 +14,7 @@ from common.events import iso
 from common.validation import require_id
 from services.intake import domain
 from services.intake.models import Consent, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess
+from services.intake.schemas import consent_summary, patient_view
 
 
 class Records:
@@ -23,12 +24,23 @@ class Records:
     db: ServiceDatabase
     rules: domain.ScreeningRules
 
-    def _patient(self, session, patient_id) -> Patient:
-        record = session.execute(sa.select(Patient).where(Patient.patient_id == require_id(patient_id, "patient_id"))
+    def _patient(self, session, patient_id, lock: bool = False) -> Patient:
+        require_id(patient_id, "patient_id")
+        if lock:
+            # The row alone (the eager join to the intake would make FOR
+            # UPDATE lock its nullable side), before it is read.
+            session.execute(sa.select(Patient.patient_id).where(Patient.patient_id == patient_id).with_for_update())
+        record = session.execute(sa.select(Patient).where(Patient.patient_id == patient_id)
                                  ).unique().scalar_one_or_none()
         if record is None:
             raise NotFound(f"no patient {patient_id}")
         return record
+
+    def _patient_answer(self, session, record: Patient) -> dict:
+        """What a read of the patient answers, and so what its ETag covers."""
+        view = patient_view(record)
+        view["consents"] = consent_summary(self._consents(session, record))
+        return view
 
     def _audit(self, uow, record: Patient, action: str) -> None:
         RecordAccess.record(uow, record.patient_id, action)
