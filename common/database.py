@@ -182,21 +182,16 @@ class UnitOfWork:
         self.actor = actor
         self.emitted: list[dict] = []
 
-    def emit(self, event: EventData, data: dict | None = None) -> dict:
+    def emit(self, event: EventData) -> dict:
         """Add the event to the outbox, committed with this transaction.
-        ``event`` is the producer's contract (``services/<name>/events.py``).
-        (A type and a dict are still taken while the services move over.)"""
-        if isinstance(event, str):
-            event_type, facts, version = event, data, 1
-        elif isinstance(event, EventData):
-            if event.producer != self.producer:
-                raise TypeError(f"{self.producer} cannot emit {event.contract()}: its producer is {event.producer}")
-            event_type, facts, version = event.type, event.facts(), event.version
-        else:
+        ``event`` is the producer's contract (``services/<name>/events.py``)."""
+        if not isinstance(event, EventData):
             raise TypeError(f"emit() takes an event contract (an EventData), not {type(event).__name__}")
+        if event.producer != self.producer:
+            raise TypeError(f"{self.producer} cannot emit {event.contract()}: its producer is {event.producer}")
         body = envelope(
-            event_type, facts, producer=self.producer,
-            correlation_id=self.correlation_id, version=version,
+            event.type, event.facts(), producer=self.producer,
+            correlation_id=self.correlation_id, version=event.version,
         )
         outbox.add_event(self.session, body, claimed=True)
         self.emitted.append(body)

@@ -35,7 +35,7 @@ from nameko.events import SERVICE_POOL
 from common.database import DuplicateEvent
 from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES, post_for
 from common.errors import ClinicError
-from common.events import Event, Received, contract_versions
+from common.events import Received, contract_versions
 from common.queues import ClinicEventHandler, ClinicRpc, delivery_limit, queue_type, type_arguments
 
 log = logging.getLogger(__name__)
@@ -227,18 +227,11 @@ def consumes(*contracts):
     several versions of one event type (``@consumes(SessionCompletedV1,
     SessionCompletedV2)``) to take each; an event of any other version, or
     whose data does not match its contract, is dead-lettered at once."""
-    if len(contracts) == 2 and all(isinstance(part, str) for part in contracts):
-        # The envelope only, data as a dict: what a consumer of a foreign
-        # producer without a declared contract has.
-        source_service, event_type = contracts
-        read, declared = Event.from_body, None
-    else:
-        versions = contract_versions(contracts)
-        source_service, event_type = contracts[0].producer, contracts[0].type
-        declared = tuple(versions.values())
+    versions = contract_versions(contracts)
+    source_service, event_type = contracts[0].producer, contracts[0].type
 
-        def read(body):
-            return Received.read(body, versions)
+    def read(body):
+        return Received.read(body, versions)
 
     def decorator(fn):
         @functools.wraps(fn)
@@ -260,7 +253,7 @@ def consumes(*contracts):
 
         # What docs/events.md's "consumed by" is built from.
         handle.consumed_event = (source_service, event_type)
-        handle.consumed_contracts = declared
+        handle.consumed_contracts = tuple(versions.values())
         # requeue_on_error is what happens if the entrypoint itself breaks:
         # the message goes back rather than being dropped.
         return RetryingEventHandler.decorator(

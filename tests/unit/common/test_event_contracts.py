@@ -78,6 +78,8 @@ def test_a_unit_of_work_emits_only_its_own_contracts_in_the_envelope():
         "session.completed", 1, "sessions", "c-1")
     assert body["data"] == completed().facts()
     with pytest.raises(TypeError):
+        uow.emit({"type": "session.completed"})
+    with pytest.raises(TypeError):
         uow.emit(InvoiceIssued(patient_id="p-1", invoice_id="i-1", number="INV-000001", total_cents=100,
                                currency="USD", due_date=date(2026, 12, 1), issued_at=STARTED))
 
