@@ -8,7 +8,6 @@ from pydantic import Field, model_validator
 
 from common.events import as_utc, iso
 from common.validation import Schema
-from common.views import Page, View
 
 StatusName = Literal["queued", "retrying", "sent", "dead", "skipped", "cancelled"]
 ChannelName = Literal["email", "sms", "webhook", "staff_email", "staff_webhook"]
@@ -90,58 +89,3 @@ def preferences_view(recipient) -> dict:
 
     return {"patient_id": recipient.patient_id, "time_zone": recipient.time_zone,
             "email": channel("email"), "sms": channel("sms")}
-
-
-# ------------------------------------------------------------ output models
-# The shapes of the views above, for the OpenAPI document and typed clients.
-# A message's body is never part of them.
-
-
-class MessageView(View):
-    notification_id: str
-    dedupe_key: str | None
-    kind: str
-    channel: str
-    recipient: str | None
-    patient_id: str | None
-    appointment_id: str | None
-    target: str | None
-    urgent: bool
-    status: str
-    due_at: datetime | None
-    attempts: int
-    last_error: str | None
-    sent_at: datetime | None
-    created_at: datetime | None
-    source_event_id: str | None
-
-
-class MessagePage(Page[MessageView]):
-    pass
-
-
-class DeliveryAttemptView(View):
-    at: datetime | None
-    status: str
-    attempt: int | None
-    detail: str | None
-    actor: str | None
-
-
-class MessageRecordView(MessageView):
-    """A message with every delivery attempt."""
-
-    log: list[DeliveryAttemptView]
-
-
-class ChannelPreference(View):
-    consented: bool
-    enabled: bool
-    address_on_record: bool
-
-
-class PreferencesView(View):
-    patient_id: str
-    time_zone: str | None
-    email: ChannelPreference
-    sms: ChannelPreference
