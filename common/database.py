@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common import outbox
 from common.config import database_url
 from common.errors import ServiceUnavailable
-from common.events import envelope, utcnow
+from common.events import EventData, envelope, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +213,16 @@ class UnitOfWork:
         self.actor = actor
         self.emitted: list[dict] = []
 
-    def emit(self, event_type: str, data: dict, *, version: int = 1) -> dict:
+    def emit(self, event: EventData) -> dict:
+        """Add the event to the outbox, committed with this transaction.
+        ``event`` is the producer's contract (``services/<name>/events.py``)."""
+        if not isinstance(event, EventData):
+            raise TypeError(f"emit() takes an event contract (an EventData), not {type(event).__name__}")
+        if event.producer != self.producer:
+            raise TypeError(f"{self.producer} cannot emit {event.contract()}: its producer is {event.producer}")
         body = envelope(
-            event_type, data, producer=self.producer,
-            correlation_id=self.correlation_id, version=version,
+            event.type, event.facts(), producer=self.producer,
+            correlation_id=self.correlation_id, version=event.version,
         )
         outbox.add_event(self.session, body, claimed=True)
         self.emitted.append(body)

@@ -16,8 +16,9 @@ from common.observability import ENTRYPOINT_CALLS
 from common.outbox import plumbing_metadata
 from common.service import ClinicService
 from services.billing.service import BillingService
+from services.intake.events import PatientRegistered
 from tests.support.billing import completed_session, new_id, rpc_caller
-from tests.support.events import publish_event
+from tests.support.events import example_data, publish_event
 from tests.support.ops import wait_until
 from tests.support.tcp_proxy import TcpProxy
 
@@ -67,7 +68,7 @@ class OutageProbe(ClinicService):
     that needs nothing: it must keep answering while the handler retries."""
     name = "outage_probe"
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         Unreachable.calls += 1
         raise ConnectionRefusedError("the ledger refused the connection")
@@ -91,7 +92,8 @@ def test_retries_hold_no_worker_and_a_spent_window_dead_letters(start_service, p
     probe = start_service(OutageProbe, DATABASE_URLS=probe_database, max_workers=2, EVENT_MAX_ATTEMPTS=2,
                           EVENT_OUTAGE_WINDOW=2, EVENT_RETRY_BASE_SECONDS=0.2, EVENT_RETRY_MAX_DELAY=0.5,
                           QUEUE_TYPE=queue_type)
-    published = [publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered", {"patient_id": str(n)})
+    published = [publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered",
+                               example_data(PatientRegistered, patient_id=str(n)))
                  for n in range(12)]
     # Six times as many failing events as workers, all retrying: RPC still answers.
     with ServiceRpcProxy("outage_probe", probe.config, timeout=20) as proxy:

@@ -4,10 +4,12 @@ import sqlalchemy as sa
 from nameko.testing.services import entrypoint_hook
 from urllib.parse import urlsplit
 
+from common.events import EventData
 from common.handlers import consumes
 from common.service import ClinicService
 from services.intake.service import IntakeService
-from tests.support.events import publish_event, republish
+from services.intake.events import PatientRegistered
+from tests.support.events import example_data, publish_event, republish
 from tests.support.intake import PATIENT
 from tests.support.tcp_proxy import TcpProxy
 
@@ -41,14 +43,21 @@ def test_an_event_committed_while_the_broker_is_unreachable_is_published_when_it
     assert outbox_rows(databases, "WHERE sent_at IS NULL") == []
 
 
+class AccountOpened(EventData):
+    producer = "account_probe"
+    type = "probe.account_opened"
+
+    patient_id: str
+
+
 class AccountProbe(ClinicService):
     """A consumer whose only effect is an outbox row per event it applies."""
 
     name = "account_probe"
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def open_account(self, uow, event):
-        uow.emit("probe.account_opened", {"patient_id": event.data["patient_id"]})
+        uow.emit(AccountOpened(patient_id=event.data.patient_id))
 
 
 def probe_effects(databases):
@@ -62,10 +71,12 @@ def test_the_same_event_delivered_twice_has_one_effect(start_service, rabbit_con
     urls = {"account_probe": databases["intake"]}
     start_service(AccountProbe, DATABASE_URLS=urls)
     start_service(AccountProbe, DATABASE_URLS=urls)  # a second replica competing for the queue
-    body = publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered", {"patient_id": "p-1"})
+    body = publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered",
+                         example_data(PatientRegistered, patient_id="p-1"))
     for _ in range(4):
         republish(rabbit_config["AMQP_URI"], body)
-    other = publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered", {"patient_id": "p-2"})
+    other = publish_event(rabbit_config["AMQP_URI"], "intake", "patient.registered",
+                          example_data(PatientRegistered, patient_id="p-2"))
     deadline = eventlet.Timeout(15)
     try:
         while probe_effects(databases) < 2:

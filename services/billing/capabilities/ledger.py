@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from common.database import ServiceDatabase, insert_ignoring_duplicates
 from common.errors import NotFound, field_error
-from common.events import iso, utcnow
+from common.events import utcnow
 from common.validation import require_id
-from services.billing import domain
+from services.billing import domain, events
 from services.billing.dependencies import FeeSchedule, Settings, StoredPrice
 from services.billing.models import (
     BillingPatient, Charge, Invoice, Payment, Refund,
@@ -94,10 +94,10 @@ class Ledger:
         uow.session.add(payment)
         invoice.paid_cents += payment.amount_cents
         uow.session.flush()
-        uow.emit("payment.received", {
-            "patient_id": invoice.patient_id, "payment_id": payment.payment_id, "invoice_id": invoice.invoice_id,
-            "amount_cents": payment.amount_cents, "currency": payment.currency, "method": payment.method,
-            "received_at": iso(payment.received_at)})
+        uow.emit(events.PaymentReceived(
+            patient_id=invoice.patient_id, payment_id=payment.payment_id, invoice_id=invoice.invoice_id,
+            number=invoice.display_number, amount_cents=payment.amount_cents, currency=payment.currency, method=payment.method,
+            received_at=payment.received_at))
         self._settle(uow, invoice)
         log.info("payment %s recorded on invoice %s", payment.payment_id, invoice.invoice_id)
         return payment
@@ -111,10 +111,10 @@ class Ledger:
         invoice.paid_cents -= amount
         uow.session.flush()
         # The reason is staff free text: it stays in billing.
-        uow.emit("refund.issued", {
-            "patient_id": invoice.patient_id, "refund_id": refund.refund_id, "payment_id": payment.payment_id,
-            "invoice_id": invoice.invoice_id, "amount_cents": amount, "currency": invoice.currency,
-            "issued_at": iso(refund.issued_at)})
+        uow.emit(events.RefundIssued(
+            patient_id=invoice.patient_id, refund_id=refund.refund_id, payment_id=payment.payment_id,
+            invoice_id=invoice.invoice_id, amount_cents=amount, currency=invoice.currency,
+            issued_at=refund.issued_at))
         log.info("refund %s issued on payment %s", refund.refund_id, payment.payment_id)
         return refund
 
@@ -123,10 +123,10 @@ class Ledger:
         was_paid = invoice.status == domain.InvoiceStatus.PAID.value
         self._settle_status(invoice)
         if invoice.status == domain.InvoiceStatus.PAID.value and not was_paid:
-            uow.emit("invoice.paid", {
-                "patient_id": invoice.patient_id, "invoice_id": invoice.invoice_id,
-                "number": invoice.display_number, "total_cents": invoice.total_cents,
-                "currency": invoice.currency, "paid_at": iso(invoice.paid_at)})
+            uow.emit(events.InvoicePaid(
+                patient_id=invoice.patient_id, invoice_id=invoice.invoice_id,
+                number=invoice.display_number, total_cents=invoice.total_cents,
+                currency=invoice.currency, paid_at=invoice.paid_at))
 
     @staticmethod
     def _settle_status(invoice: Invoice) -> None:

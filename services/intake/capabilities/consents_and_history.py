@@ -8,7 +8,7 @@ from common.errors import NotFound
 from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse
-from services.intake import schemas
+from services.intake import events, schemas
 from services.intake.capabilities.records import Records
 from services.intake.models import Consent, MedicalHistory
 from services.intake.schemas import consent_facts, consent_view, history_view
@@ -34,7 +34,7 @@ class ConsentsAndHistory(Records):
             # Recording a consent that is already in force is a no-op, so a
             # retried request does not create a second one.
             self._audit(uow, record, "consent")
-            uow.emit("consent.recorded", consent_facts(record, current))
+            uow.emit(events.ConsentRecorded(**consent_facts(record, current)))
             return claim.remember(consent_view(current))
 
     @rpc
@@ -48,7 +48,7 @@ class ConsentsAndHistory(Records):
             current.withdrawn_at = request.withdrawn_at or utcnow()
             current.withdrawn_by = self.db.actor
             self._audit(uow, record, "consent_withdrawal")
-            uow.emit("consent.recorded", consent_facts(record, current))
+            uow.emit(events.ConsentRecorded(**consent_facts(record, current)))
             return consent_view(current)
 
     @rpc

@@ -3,10 +3,10 @@ named clinician, and read back with its screening and scores."""
 from __future__ import annotations
 
 from common.errors import ValidationFailed
-from common.events import iso, utcnow
+from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse
-from services.intake import domain, schemas
+from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
 from services.intake.models import IntakeCase, Screening
 from services.intake.schemas import intake_view, screening_view
@@ -29,7 +29,7 @@ class Decisions(Records):
             case.status = domain.IntakeStatus.SUBMITTED.value
             case.submitted_at = utcnow()
             self._audit(uow, record, "intake_submitted")
-            uow.emit("intake.submitted", {"patient_id": record.patient_id, "submitted_at": iso(case.submitted_at)})
+            uow.emit(events.IntakeSubmitted(patient_id=record.patient_id, submitted_at=case.submitted_at))
             return intake_view(record)
 
     @rpc
@@ -47,15 +47,15 @@ class Decisions(Records):
             )
             self._decide(case, "approve", clinician, given.reason)
             self._audit(uow, record, "intake_approved")
-            uow.emit("intake.approved", {
-                "patient_id": record.patient_id, "mrn": record.mrn,
-                "decided_by": clinician, "decided_at": iso(case.decided_at),
-                "screening_outcome": case.screening_outcome,
-                "diagnosis_codes": list(record.diagnosis_codes or []),
-                "primary_condition": record.primary_condition,
-                "weight_kg": record.weight_kg,
-                "scores": self._score_facts(uow.session, record),
-            })
+            uow.emit(events.IntakeApproved(
+                patient_id=record.patient_id, mrn=record.mrn,
+                decided_by=clinician, decided_at=case.decided_at,
+                screening_outcome=case.screening_outcome,
+                diagnosis_codes=list(record.diagnosis_codes or []),
+                primary_condition=record.primary_condition,
+                weight_kg=record.weight_kg,
+                scores=self._score_facts(uow.session, record),
+            ))
             return intake_view(record)
 
     @rpc
@@ -69,8 +69,8 @@ class Decisions(Records):
             self._decide(case, "decline", clinician, given.reason)
             self._audit(uow, record, "intake_declined")
             # The reason is clinical free text: it stays in intake.
-            uow.emit("intake.declined", {"patient_id": record.patient_id, "decided_by": clinician,
-                                         "decided_at": iso(case.decided_at)})
+            uow.emit(events.IntakeDeclined(patient_id=record.patient_id, decided_by=clinician,
+                                           decided_at=case.decided_at))
             return intake_view(record)
 
     @rpc

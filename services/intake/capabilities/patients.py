@@ -8,7 +8,7 @@ from common.etag import check_if_match
 from common.errors import ValidationFailed
 from common.handlers import rpc
 from common.validation import parse
-from services.intake import domain, schemas
+from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
 from services.intake.models import IntakeCase, Patient
 from services.intake.schemas import mrn_number, patient_facts, patient_view
@@ -29,7 +29,7 @@ class Patients(Records):
             uow.session.add(record)
             uow.session.flush()
             self._audit(uow, record, "create")
-            uow.emit("patient.registered", patient_facts(record))
+            uow.emit(events.PatientRegistered(**patient_facts(record)))
             return claim.remember(patient_view(record))
 
     @rpc
@@ -47,7 +47,7 @@ class Patients(Records):
                 setattr(record, name, value)
             uow.session.flush()
             self._audit(uow, record, "update")
-            uow.emit("patient.updated", {**patient_facts(record), "changed": sorted(changed)})
+            uow.emit(events.PatientUpdated(**patient_facts(record), changed=sorted(changed)))
             return patient_view(record)
 
     @rpc

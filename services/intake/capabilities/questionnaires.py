@@ -8,7 +8,7 @@ from common import idempotency
 from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse
-from services.intake import domain, schemas
+from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
 from services.intake.models import QuestionnaireResponse, Screening
 from services.intake.schemas import questionnaire_view, screening_view
@@ -37,11 +37,11 @@ class QuestionnairesAndScreening(Records):
             uow.session.flush()
             self._audit(uow, record, "questionnaire")
             if score.risk_flags:
-                uow.emit("patient.risk_flagged", {
-                    "patient_id": record.patient_id, "mrn": record.mrn,
-                    "flags": list(score.risk_flags), "instrument": score.instrument,
-                    "band": score.band, "response_id": entry.response_id,
-                })
+                uow.emit(events.PatientRiskFlagged(
+                    patient_id=record.patient_id, mrn=record.mrn,
+                    flags=list(score.risk_flags), instrument=score.instrument,
+                    band=score.band, response_id=entry.response_id,
+                ))
             return claim.remember(questionnaire_view(entry))
 
     @rpc
@@ -82,10 +82,10 @@ class QuestionnairesAndScreening(Records):
             case.screening_id = entry.screening_id
             case.screening_outcome = result.outcome.value
             self._audit(uow, record, "screening")
-            uow.emit("intake.screened", {
-                "patient_id": record.patient_id, "screening_id": entry.screening_id,
-                "outcome": result.outcome.value,
-                "reasons": [{"code": r["code"], "severity": r["severity"]} for r in reasons],
-                "scores": self._score_facts(uow.session, record),
-            })
+            uow.emit(events.IntakeScreened(
+                patient_id=record.patient_id, screening_id=entry.screening_id,
+                outcome=result.outcome.value,
+                reasons=[{"code": r["code"], "severity": r["severity"]} for r in reasons],
+                scores=self._score_facts(uow.session, record),
+            ))
             return screening_view(entry)

@@ -16,7 +16,7 @@ from nameko.timer import timer
 from common.events import iso, utcnow
 from common.observability import record_notification
 from common.service import configured_timer
-from services.notifications import domain, rendering
+from services.notifications import domain, events, rendering
 from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.dependencies import Settings
 from services.notifications.domain import Channel, Kind, Status
@@ -171,11 +171,11 @@ class Delivery(MessagesOwed):
         if after.status == Status.SENT:
             message.status, message.sent_at, message.last_error = Status.SENT.value, now, None
             self._log(uow, message, "sent", outcome.answer, attempt=message.attempts)
-            uow.emit("notification.sent", {
-                "notification_id": message.notification_id, "kind": message.kind, "channel": message.channel,
-                "recipient": message.recipient, "patient_id": message.patient_id if message.recipient == "patient" else None,
-                "dedupe_key": message.dedupe_key, "sent_at": iso(now),
-            })
+            uow.emit(events.NotificationSent(
+                notification_id=message.notification_id, kind=message.kind, channel=message.channel,
+                recipient=message.recipient, patient_id=message.patient_id if message.recipient == "patient" else None,
+                dedupe_key=message.dedupe_key, sent_at=now,
+            ))
             log.info("notification %s sent (%s, %s)", message.notification_id, message.kind, message.channel)
             return
         message.last_error = outcome.answer[:500]
@@ -186,11 +186,11 @@ class Delivery(MessagesOwed):
         else:
             message.status, message.due_at = Status.RETRYING.value, after.retry_at
             self._log(uow, message, "retrying", f"next attempt at {iso(after.retry_at)}")
-        uow.emit("notification.failed", {
-            "notification_id": message.notification_id, "kind": message.kind, "channel": message.channel,
-            "recipient": message.recipient, "patient_id": message.patient_id if message.recipient == "patient" else None,
-            "attempts": message.attempts, "dead": after.status == Status.DEAD, "error": outcome.answer[:200],
-        })
+        uow.emit(events.NotificationFailed(
+            notification_id=message.notification_id, kind=message.kind, channel=message.channel,
+            recipient=message.recipient, patient_id=message.patient_id if message.recipient == "patient" else None,
+            attempts=message.attempts, dead=after.status == Status.DEAD, error=outcome.answer[:200],
+        ))
         log.warning("notification %s attempt %d failed (%s, %s)%s", message.notification_id, message.attempts,
                     message.kind, message.channel, "; now dead" if after.status == Status.DEAD else "")
 

@@ -80,7 +80,7 @@ class MessagesOwed:
 
     def _forward(self, uow, event) -> None:
         """Every subscriber that asked for this event type gets the envelope."""
-        body = {**event.model_dump(mode="json"), "occurred_at": iso(event.occurred_at)}
+        body = event.body  # as it arrived: fields this service does not read are the subscriber's too
         for subscriber in self.channels.settings.webhooks:
             if subscriber.wants(event.type):
                 self._queue(uow, event, kind=Kind.WEBHOOK, channel=Channel.WEBHOOK, recipient="webhook",

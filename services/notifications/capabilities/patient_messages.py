@@ -8,34 +8,38 @@ import sqlalchemy as sa
 
 from common.events import iso, utcnow
 from common.handlers import consumes
+from services.billing.events import InvoiceIssued, InvoiceOverdue, PaymentReceived, RefundIssued
 from services.notifications import domain, rendering
 from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.domain import Kind, Status
 from services.notifications.models import Appointment, Message, Recipient
 from services.notifications.schemas import parse_instant
+from services.sessions.events import (
+    AppointmentCancelled, AppointmentRescheduled, AppointmentScheduled, CourseBooked, SessionCompleted,
+)
 
 
 class PatientMessages(MessagesOwed):
 
     # ------------------------------------------------------------ appointments
 
-    @consumes("sessions", "appointment.scheduled")
+    @consumes(AppointmentScheduled)
     def on_appointment_scheduled(self, uow, event):
         data = event.data
-        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
+        appointment = uow.session.get(Appointment, data.appointment_id, with_for_update=True)
         if appointment is not None and not domain.is_newer(event.occurred_at, appointment.as_of):
             # A move or cancellation that happened later was applied first.
             self._forward(uow, event)
             return
-        starts_at = parse_instant(data["starts_at"])
+        starts_at = data.starts_at
         if appointment is None:
-            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+            appointment = Appointment(appointment_id=data.appointment_id, patient_id=data.patient_id,
                                       starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
             uow.session.add(appointment)
         else:
             appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
         uow.session.flush()
-        if not data.get("course_id"):
+        if not data.course_id:
             # Part of a course, the appointment is confirmed with the others
             # in one message (course.booked); its reminders are its own.
             self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
@@ -44,27 +48,27 @@ class PatientMessages(MessagesOwed):
         self._queue_reminders(uow, event, appointment)
         self._forward(uow, event)
 
-    @consumes("sessions", "course.booked")
+    @consumes(CourseBooked)
     def on_course_booked(self, uow, event):
         """One confirmation listing every date of a booked course."""
         data = event.data
-        appointments = [{"appointment_id": entry["appointment_id"], "starts_at": entry["starts_at"]}
-                        for entry in data.get("appointments") or ()]
-        self._queue_for_patient(uow, event, Kind.COURSE_CONFIRMATION, reason=data["course_id"],
-                                patient_id=data["patient_id"], desired=utcnow(),
+        appointments = [{"appointment_id": entry.appointment_id, "starts_at": iso(entry.starts_at)}
+                        for entry in data.appointments]
+        self._queue_for_patient(uow, event, Kind.COURSE_CONFIRMATION, reason=data.course_id,
+                                patient_id=data.patient_id, desired=utcnow(),
                                 context={"appointments": appointments})
         self._forward(uow, event)
 
-    @consumes("sessions", "appointment.rescheduled")
+    @consumes(AppointmentRescheduled)
     def on_appointment_rescheduled(self, uow, event):
         data = event.data
-        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
+        appointment = uow.session.get(Appointment, data.appointment_id, with_for_update=True)
         if appointment is not None and (appointment.cancelled or not domain.is_newer(event.occurred_at, appointment.as_of)):
             self._forward(uow, event)
             return
-        starts_at = parse_instant(data["starts_at"])
+        starts_at = data.starts_at
         if appointment is None:
-            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+            appointment = Appointment(appointment_id=data.appointment_id, patient_id=data.patient_id,
                                       starts_at=starts_at, cancelled=False, as_of=event.occurred_at)
             uow.session.add(appointment)
         else:
@@ -79,15 +83,15 @@ class PatientMessages(MessagesOwed):
         self._queue_reminders(uow, event, appointment)
         self._forward(uow, event)
 
-    @consumes("sessions", "appointment.cancelled")
+    @consumes(AppointmentCancelled)
     def on_appointment_cancelled(self, uow, event):
         data = event.data
-        appointment = uow.session.get(Appointment, data["appointment_id"], with_for_update=True)
-        starts_at = parse_instant(data.get("starts_at"))
+        appointment = uow.session.get(Appointment, data.appointment_id, with_for_update=True)
+        starts_at = data.starts_at
         # A cancellation is final whatever order the events arrive in: a
         # late "scheduled" then finds a newer fact and queues nothing.
         if appointment is None:
-            appointment = Appointment(appointment_id=data["appointment_id"], patient_id=data["patient_id"],
+            appointment = Appointment(appointment_id=data.appointment_id, patient_id=data.patient_id,
                                       starts_at=starts_at, cancelled=True, as_of=event.occurred_at)
             uow.session.add(appointment)
         else:
@@ -102,45 +106,45 @@ class PatientMessages(MessagesOwed):
                                     context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
         self._forward(uow, event)
 
-    @consumes("sessions", "session.completed")
+    @consumes(SessionCompleted)
     def on_session_completed(self, uow, event):
         data = event.data
         settings = self.settings
-        recipient = uow.session.get(Recipient, data["patient_id"])
+        recipient = uow.session.get(Recipient, data.patient_id)
         zone = self._zone(recipient)
-        ended_at = parse_instant(data.get("ended_at")) or event.occurred_at
+        ended_at = data.ended_at
         late = domain.follow_up_too_late(ended_at, utcnow(), zone, settings.timing)
-        self._queue_for_patient(uow, event, Kind.SESSION_FOLLOW_UP, reason=data["session_id"],
-                                patient_id=data["patient_id"],
+        self._queue_for_patient(uow, event, Kind.SESSION_FOLLOW_UP, reason=data.session_id,
+                                patient_id=data.patient_id,
                                 desired=domain.follow_up_time(ended_at, zone, settings.timing),
                                 decision=domain.SendDecision(None, "the day after the session has passed") if late else None)
         self._forward(uow, event)
 
     # ------------------------------------------------------------ billing
 
-    @consumes("billing", "invoice.issued")
+    @consumes(InvoiceIssued)
     def on_invoice_issued(self, uow, event):
-        self._queue_billing(uow, event, Kind.INVOICE_ISSUED, reason=event.data["invoice_id"])
+        self._queue_billing(uow, event, Kind.INVOICE_ISSUED, reason=event.data.invoice_id)
 
-    @consumes("billing", "payment.received")
+    @consumes(PaymentReceived)
     def on_payment_received(self, uow, event):
-        if event.data.get("method") == "package_credit":
+        if event.data.method == "package_credit":
             # Billing settles package-covered lines itself when it issues the
             # invoice; the patient paid nothing then, so there is no receipt.
             self._forward(uow, event)
             return
-        self._queue_billing(uow, event, Kind.PAYMENT_RECEIPT, reason=event.data["payment_id"])
+        self._queue_billing(uow, event, Kind.PAYMENT_RECEIPT, reason=event.data.payment_id)
 
-    @consumes("billing", "invoice.overdue")
+    @consumes(InvoiceOverdue)
     def on_invoice_overdue(self, uow, event):
         # Billing reports an invoice overdue once per due date; a new due
         # date (a payment plan) is a new reason to remind.
         data = event.data
-        self._queue_billing(uow, event, Kind.INVOICE_OVERDUE, reason=f"{data['invoice_id']}+{data.get('due_date')}")
+        self._queue_billing(uow, event, Kind.INVOICE_OVERDUE, reason=f"{data.invoice_id}+{data.due_date.isoformat()}")
 
-    @consumes("billing", "refund.issued")
+    @consumes(RefundIssued)
     def on_refund_issued(self, uow, event):
-        self._queue_billing(uow, event, Kind.REFUND_ISSUED, reason=event.data["refund_id"])
+        self._queue_billing(uow, event, Kind.REFUND_ISSUED, reason=event.data.refund_id)
 
     def _queue_reminders(self, uow, event, appointment: Appointment) -> None:
         settings = self.settings
@@ -156,8 +160,11 @@ class PatientMessages(MessagesOwed):
                 appointment_id=appointment.appointment_id)
 
     def _queue_billing(self, uow, event, kind: Kind, *, reason: str) -> None:
-        facts = {name: event.data.get(name) for name in rendering.ALLOWED_FACTS[kind]}
-        self._queue_for_patient(uow, event, kind, reason=reason, patient_id=event.data["patient_id"],
+        # Every fact a message may show is one its event's contract carries:
+        # a name missing here is a bug to hear about, not a blank in a message.
+        given = event.data.facts()
+        facts = {name: given[name] for name in rendering.ALLOWED_FACTS[kind]}
+        self._queue_for_patient(uow, event, kind, reason=reason, patient_id=event.data.patient_id,
                                 desired=utcnow(), context=facts)
         self._forward(uow, event)
 

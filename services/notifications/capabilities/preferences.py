@@ -8,6 +8,7 @@ from common.errors import NotFound
 from common.events import utcnow
 from common.handlers import consumes, rpc
 from common.validation import parse
+from services.intake.events import ConsentRecorded, PatientRegistered, PatientUpdated
 from services.notifications import domain, schemas
 from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.domain import Channel, Kind
@@ -16,24 +17,24 @@ from services.notifications.models import Recipient, RecordAccess
 
 class Preferences(MessagesOwed):
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         self._apply_patient_details(uow, event)
         self._forward(uow, event)
 
-    @consumes("intake", "patient.updated")
+    @consumes(PatientUpdated)
     def on_patient_updated(self, uow, event):
         self._apply_patient_details(uow, event)
         self._forward(uow, event)
 
-    @consumes("intake", "consent.recorded")
+    @consumes(ConsentRecorded)
     def on_consent_recorded(self, uow, event):
         data = event.data
-        if data.get("kind") in (Channel.EMAIL.value, Channel.SMS.value):
-            channel = Channel(data["kind"])
-            recipient = self._recipient_for_update(uow, data["patient_id"])
+        if data.kind in (Channel.EMAIL.value, Channel.SMS.value):
+            channel = Channel(data.kind)
+            recipient = self._recipient_for_update(uow, data.patient_id)
             if domain.is_newer(event.occurred_at, getattr(recipient, f"{channel.value}_consent_as_of")):
-                setattr(recipient, f"{channel.value}_consent", data.get("status") == "granted")
+                setattr(recipient, f"{channel.value}_consent", data.status == "granted")
                 setattr(recipient, f"{channel.value}_consent_as_of", event.occurred_at)
             # The welcome goes on each channel the first time the patient
             # consents to it (registration itself comes before any consent).
@@ -64,14 +65,14 @@ class Preferences(MessagesOwed):
 
     def _apply_patient_details(self, uow, event) -> None:
         data = event.data
-        recipient = self._recipient_for_update(uow, data["patient_id"])
+        recipient = self._recipient_for_update(uow, data.patient_id)
         if not domain.is_newer(event.occurred_at, recipient.details_as_of):
             return
-        recipient.mrn = data.get("mrn")
-        recipient.given_name = data.get("given_name")
-        recipient.email = data.get("email")
-        recipient.phone = data.get("phone")
-        recipient.time_zone = data.get("time_zone") or domain.DEFAULT_TIME_ZONE
+        recipient.mrn = data.mrn
+        recipient.given_name = data.given_name
+        recipient.email = data.email
+        recipient.phone = data.phone
+        recipient.time_zone = data.time_zone or domain.DEFAULT_TIME_ZONE
         recipient.details_as_of = event.occurred_at
 
     def _recipient_for_update(self, uow, patient_id: str) -> Recipient:

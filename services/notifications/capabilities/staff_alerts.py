@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from common.events import iso, utcnow
 from common.handlers import consumes
+from services.intake.events import PatientRiskFlagged
 from services.notifications import rendering
 from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.domain import Channel, Kind
+from services.sessions.events import SessionVitalsAlert
 
 
 class StaffAlerts(MessagesOwed):
 
-    @consumes("intake", "patient.risk_flagged")
+    @consumes(PatientRiskFlagged)
     def on_patient_risk_flagged(self, uow, event):
         data = event.data
-        self._queue_staff_alert(uow, event, Kind.STAFF_RISK_ALERT, reason=data.get("response_id") or event.event_id,
-                                context={**data, "raised_at": iso(event.occurred_at)})
+        self._queue_staff_alert(uow, event, Kind.STAFF_RISK_ALERT, reason=data.response_id,
+                                context={**data.facts(), "raised_at": iso(event.occurred_at)})
         self._forward(uow, event)
 
-    @consumes("sessions", "session.vitals_alert")
+    @consumes(SessionVitalsAlert)
     def on_session_vitals_alert(self, uow, event):
-        self._queue_staff_alert(uow, event, Kind.STAFF_VITALS_ALERT, reason=event.event_id, context=event.data)
+        self._queue_staff_alert(uow, event, Kind.STAFF_VITALS_ALERT, reason=event.event_id,
+                                context=event.data.facts())
         self._forward(uow, event)
 
     def _queue_staff_alert(self, uow, event, kind: Kind, *, reason: str, context: dict) -> None:

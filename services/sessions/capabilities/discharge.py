@@ -6,10 +6,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from common.errors import Conflict, field_error
-from common.events import as_utc, iso, utcnow
+from common.events import as_utc, utcnow
 from common.handlers import rpc
 from common.validation import parse
-from services.sessions import domain, schemas
+from services.sessions import domain, events, schemas
 from services.sessions.capabilities.chart import Chart, not_future
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import Appointment, MonitoringForm, SessionRecord, SideEffect, TreatmentPlan
@@ -65,14 +65,14 @@ class Discharge(Chart):
             given_so_far = uow.session.execute(sa.select(sa.func.count()).select_from(Appointment).where(
                 Appointment.plan_id == plan.plan_id,
                 Appointment.status == AppointmentStatus.COMPLETED.value)).scalar_one()
-            uow.emit("session.completed", {
-                "patient_id": record.patient_id, "session_id": record.session_id,
-                "appointment_id": record.appointment_id, "plan_id": record.plan_id, "route": record.route,
-                "drug": record.drug, "dose_mg": record.dose_mg, "started_at": iso(started_at),
-                "ended_at": iso(stopped_at), "duration_minutes": domain.minutes_between(started_at, stopped_at),
-                "date_of_service": rules.hours.local_date(started_at).isoformat(),
-                "clinician_id": appointment.clinician_id, "sequence": given_so_far,
-            })
+            uow.emit(events.SessionCompleted(
+                patient_id=record.patient_id, session_id=record.session_id,
+                appointment_id=record.appointment_id, plan_id=record.plan_id, route=record.route,
+                drug=record.drug, dose_mg=record.dose_mg, started_at=started_at,
+                ended_at=stopped_at, duration_minutes=domain.minutes_between(started_at, stopped_at),
+                date_of_service=rules.hours.local_date(started_at),
+                clinician_id=appointment.clinician_id, sequence=given_so_far,
+            ))
             if record.route == domain.ESKETAMINE:
                 self._open_monitoring_form(uow.session, record, readings, rules)
             self._complete_course_if_done(uow, plan)
@@ -92,13 +92,13 @@ class Discharge(Chart):
             started_at = as_utc(record.started_at)
             service_day = self._rules().hours.local_date(started_at or now)
             # The note is clinical free text: only the reason code leaves.
-            uow.emit("session.aborted", {
-                "patient_id": record.patient_id, "session_id": record.session_id,
-                "appointment_id": record.appointment_id, "route": record.route, "drug": record.drug,
-                "dose_mg": record.dose_mg, "started_at": iso(started_at), "aborted_at": iso(now),
-                "duration_minutes": domain.minutes_between(started_at, now), "reason_code": given.reason_code,
-                "date_of_service": service_day.isoformat(),
-            })
+            uow.emit(events.SessionAborted(
+                patient_id=record.patient_id, session_id=record.session_id,
+                appointment_id=record.appointment_id, route=record.route, drug=record.drug,
+                dose_mg=record.dose_mg, started_at=started_at, aborted_at=now,
+                duration_minutes=domain.minutes_between(started_at, now), reason_code=given.reason_code,
+                date_of_service=service_day,
+            ))
             return self._session_view(uow.session, record)
 
     def _open_monitoring_form(self, session, record: SessionRecord, readings, rules: domain.Rules) -> None:
@@ -123,7 +123,7 @@ class Discharge(Chart):
             return
         plan.course_completed_at = utcnow()
         summary = self._course_summary(uow.session, plan)
-        uow.emit("course.completed", {
-            "patient_id": plan.patient_id, "plan_id": plan.plan_id, "sessions_completed": done,
+        uow.emit(events.CourseCompleted(
+            patient_id=plan.patient_id, plan_id=plan.plan_id, sessions_completed=done,
             **{k: summary[k] for k in ("baseline_phq9", "final_phq9", "change_percent", "response", "remission")},
-        })
+        ))

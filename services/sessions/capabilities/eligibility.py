@@ -9,6 +9,7 @@ from common.errors import NotFound
 from common.events import as_utc
 from common.handlers import consumes, rpc
 from common.validation import parse, require_id
+from services.intake.events import ConsentRecorded, IntakeApproved, IntakeDeclined, PatientRegistered, PatientUpdated
 from services.sessions import schemas
 from services.sessions.capabilities.chart import Chart
 from services.sessions.models import PatientEligibility
@@ -36,45 +37,47 @@ class Eligibility(Chart):
             row.rems_enrolled_at = given.enrolled_on
             return eligibility_view(row)
 
-    @consumes("intake", "intake.approved")
+    @consumes(IntakeApproved)
     def on_intake_approved(self, uow, event):
-        row = self._eligibility_row(uow.session, event.data["patient_id"], lock=True)
-        row.mrn = event.data.get("mrn") or row.mrn
+        facts = event.data
+        row = self._eligibility_row(uow.session, facts.patient_id, lock=True)
+        row.mrn = facts.mrn or row.mrn
         if newer(event.occurred_at, row.intake_as_of):
             row.intake_status, row.intake_as_of = "approved", event.occurred_at
-            row.weight_kg = event.data.get("weight_kg")
-            phq9 = (event.data.get("scores") or {}).get("phq9") or {}
-            row.baseline_phq9 = phq9.get("total")
+            row.weight_kg = facts.weight_kg
+            phq9 = facts.scores.get("phq9")
+            row.baseline_phq9 = phq9.total if phq9 is not None else None
 
-    @consumes("intake", "intake.declined")
+    @consumes(IntakeDeclined)
     def on_intake_declined(self, uow, event):
-        row = self._eligibility_row(uow.session, event.data["patient_id"], lock=True)
+        row = self._eligibility_row(uow.session, event.data.patient_id, lock=True)
         if newer(event.occurred_at, row.intake_as_of):
             row.intake_status, row.intake_as_of = "declined", event.occurred_at
 
-    @consumes("intake", "consent.recorded")
+    @consumes(ConsentRecorded)
     def on_consent_recorded(self, uow, event):
-        if event.data.get("kind") != "treatment":
+        if event.data.kind != "treatment":
             return
-        row = self._eligibility_row(uow.session, event.data["patient_id"], lock=True)
+        row = self._eligibility_row(uow.session, event.data.patient_id, lock=True)
         if newer(event.occurred_at, row.consent_as_of):
-            row.treatment_consent, row.consent_as_of = event.data["status"], event.occurred_at
+            row.treatment_consent, row.consent_as_of = event.data.status, event.occurred_at
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         self._apply_patient_details(uow, event)
 
-    @consumes("intake", "patient.updated")
+    @consumes(PatientUpdated)
     def on_patient_updated(self, uow, event):
         self._apply_patient_details(uow, event)
 
     def _apply_patient_details(self, uow, event):
-        row = self._eligibility_row(uow.session, event.data["patient_id"], lock=True)
+        facts = event.data
+        row = self._eligibility_row(uow.session, facts.patient_id, lock=True)
         if newer(event.occurred_at, row.details_as_of):
-            row.mrn = event.data.get("mrn") or row.mrn
-            row.given_name = event.data.get("given_name")
-            row.family_name = event.data.get("family_name")
-            row.time_zone = event.data.get("time_zone")
+            row.mrn = facts.mrn or row.mrn
+            row.given_name = facts.given_name
+            row.family_name = facts.family_name
+            row.time_zone = facts.time_zone
             row.details_as_of = event.occurred_at
 
     def _eligibility_row(self, session, patient_id: str, lock: bool = False) -> PatientEligibility:

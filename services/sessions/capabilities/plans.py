@@ -9,7 +9,7 @@ from common.etag import check_if_match
 from common.errors import ValidationFailed
 from common.handlers import rpc
 from common.validation import parse, require_id
-from services.sessions import domain, schemas
+from services.sessions import domain, events, schemas
 from services.sessions.capabilities.chart import Chart
 from services.sessions.models import TreatmentPlan
 from services.sessions.schemas import plan_view
@@ -44,12 +44,12 @@ class Plans(Chart):
             uow.session.add(record)
             uow.session.flush()
             self._audit(uow, record.patient_id, "plan_create", record.plan_id)
-            uow.emit("plan.created", {
-                "patient_id": record.patient_id, "plan_id": record.plan_id, "route": record.route,
-                "drug": record.drug, "induction_sessions": record.induction_sessions,
-                "mg_per_kg": record.mg_per_kg, "max_dose_mg": record.max_dose_mg,
-                "max_mg_per_kg": record.max_mg_per_kg, "created_by": actor,
-            })
+            uow.emit(events.PlanCreated(
+                patient_id=record.patient_id, plan_id=record.plan_id, route=record.route,
+                drug=record.drug, induction_sessions=record.induction_sessions,
+                mg_per_kg=record.mg_per_kg, max_dose_mg=record.max_dose_mg,
+                max_mg_per_kg=record.max_mg_per_kg, created_by=actor,
+            ))
             return claim.remember(plan_view(record))
 
     @rpc

@@ -14,7 +14,7 @@ from common.errors import Conflict, field_error
 from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
 from common.validation import paging, parse, require_id
-from services.sessions import domain, schemas
+from services.sessions import domain, events, schemas
 from services.sessions.capabilities.chart import Chart, actor_role, flush_or_conflict, parse_day
 from services.sessions.domain import AppointmentStatus
 from services.sessions.models import Appointment, PatientEligibility, Resource, ResourceBooking, TreatmentPlan
@@ -73,12 +73,12 @@ class Scheduling(Chart):
                       for start in self._course_starts(uow.session, plan, given)]
             # One fact for the whole course, so the patient is told once,
             # with every date, rather than once per appointment.
-            uow.emit("course.booked", {
-                "patient_id": plan.patient_id, "plan_id": plan.plan_id, "course_id": course_id,
-                "route": plan.route, "chair_id": given.chair_id, "clinician_id": given.clinician_id,
-                "appointments": [{"appointment_id": a.appointment_id, "sequence": a.sequence,
+            uow.emit(events.CourseBooked(
+                patient_id=plan.patient_id, plan_id=plan.plan_id, course_id=course_id,
+                route=plan.route, chair_id=given.chair_id, clinician_id=given.clinician_id,
+                appointments=[{"appointment_id": a.appointment_id, "sequence": a.sequence,
                                   "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at)} for a in booked],
-            })
+            ))
             view = {"plan_id": plan.plan_id, "course_id": course_id,
                     "appointments": [appointment_view(a) for a in booked]}
             return claim.remember(view)
@@ -101,11 +101,11 @@ class Scheduling(Chart):
                                             moving=record.appointment_id)
             record.starts_at, record.ends_at, record.chair_id, record.clinician_id = starts, ends, chair_id, clinician_id
             self._hold(uow.session, record)
-            uow.emit("appointment.rescheduled", {
-                "patient_id": record.patient_id, "appointment_id": record.appointment_id,
-                "previous_starts_at": iso(previous), "starts_at": iso(starts), "ends_at": iso(ends),
-                "route": record.route, "chair_id": chair_id, "clinician_id": clinician_id,
-            })
+            uow.emit(events.AppointmentRescheduled(
+                patient_id=record.patient_id, appointment_id=record.appointment_id,
+                previous_starts_at=previous, starts_at=starts, ends_at=ends,
+                route=record.route, chair_id=chair_id, clinician_id=clinician_id,
+            ))
             return appointment_view(record)
 
     @rpc
@@ -121,11 +121,11 @@ class Scheduling(Chart):
                 as_utc(record.starts_at), now, self._rules().late_cancellation_hours)
             record.cancelled_by_role = actor_role(self.db.actor) or "system"
             uow.session.execute(sa.delete(ResourceBooking).where(ResourceBooking.appointment_id == record.appointment_id))
-            uow.emit("appointment.cancelled", {
-                "patient_id": record.patient_id, "appointment_id": record.appointment_id,
-                "starts_at": iso(record.starts_at), "cancelled_at": iso(now),
-                "late": record.late_cancellation, "cancelled_by_role": record.cancelled_by_role,
-            })
+            uow.emit(events.AppointmentCancelled(
+                patient_id=record.patient_id, appointment_id=record.appointment_id,
+                starts_at=record.starts_at, cancelled_at=now,
+                late=record.late_cancellation, cancelled_by_role=record.cancelled_by_role,
+            ))
             return appointment_view(record)
 
     @rpc
@@ -137,10 +137,10 @@ class Scheduling(Chart):
             if as_utc(record.starts_at) > utcnow():
                 raise Conflict("an appointment cannot be marked a no-show before it starts")
             record.status = AppointmentStatus.NO_SHOW.value
-            uow.emit("appointment.no_show", {
-                "patient_id": record.patient_id, "appointment_id": record.appointment_id,
-                "starts_at": iso(record.starts_at), "route": record.route,
-            })
+            uow.emit(events.AppointmentNoShow(
+                patient_id=record.patient_id, appointment_id=record.appointment_id,
+                starts_at=record.starts_at, route=record.route,
+            ))
             return appointment_view(record)
 
     @rpc
@@ -296,13 +296,13 @@ class Scheduling(Chart):
                              clinician_id=clinician_id, booked_by=self.db.actor)
         uow.session.add(record)
         self._hold(uow.session, record)
-        uow.emit("appointment.scheduled", {
-            "patient_id": record.patient_id, "appointment_id": record.appointment_id, "plan_id": plan.plan_id,
-            "kind": record.kind, "sequence": record.sequence, "starts_at": iso(starts), "ends_at": iso(ends),
-            "route": record.route, "chair_id": chair_id, "clinician_id": clinician_id,
+        uow.emit(events.AppointmentScheduled(
+            patient_id=record.patient_id, appointment_id=record.appointment_id, plan_id=plan.plan_id,
+            kind=record.kind, sequence=record.sequence, starts_at=starts, ends_at=ends,
+            route=record.route, chair_id=chair_id, clinician_id=clinician_id,
             # Set when booked as part of a course: the course.booked event then speaks for it.
-            "course_id": course_id,
-        })
+            course_id=course_id,
+        ))
         return record
 
     def _hold(self, session, record: Appointment) -> None:

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from common import idempotency
 from common.etag import check_if_match
 from common.errors import Conflict, field_error
-from common.events import as_utc, iso, utcnow
+from common.events import as_utc, utcnow
 from common.handlers import rpc
 from common.validation import parse
-from services.sessions import domain, fhir, schemas
+from services.sessions import domain, events, fhir, schemas
 from services.sessions.capabilities.chart import Chart, flush_or_conflict, not_future
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
@@ -56,10 +56,10 @@ class SessionRecords(Chart):
             flush_or_conflict(uow.session, "this appointment is already checked in")
             self._apply_checklist(uow, record, appointment, given, measured_at=checked_in_at)
             self._audit(uow, record.patient_id, "check_in", record.session_id)
-            uow.emit("session.checked_in", {
-                "patient_id": record.patient_id, "session_id": record.session_id,
-                "appointment_id": appointment.appointment_id, "checked_in_at": iso(record.checked_in_at),
-            })
+            uow.emit(events.SessionCheckedIn(
+                patient_id=record.patient_id, session_id=record.session_id,
+                appointment_id=appointment.appointment_id, checked_in_at=record.checked_in_at,
+            ))
             return claim.remember(self._session_view(uow.session, record))
 
     @rpc
@@ -94,11 +94,11 @@ class SessionRecords(Chart):
             record.status = SessionStatus.IN_PROGRESS.value
             self._appointment(uow.session, record.appointment_id).status = AppointmentStatus.IN_SESSION.value
             self._audit(uow, record.patient_id, "session_start", record.session_id)
-            uow.emit("session.started", {
-                "patient_id": record.patient_id, "session_id": record.session_id,
-                "appointment_id": record.appointment_id, "route": record.route, "drug": record.drug,
-                "dose_mg": record.dose_mg, "started_at": iso(started_at),
-            })
+            uow.emit(events.SessionStarted(
+                patient_id=record.patient_id, session_id=record.session_id,
+                appointment_id=record.appointment_id, route=record.route, drug=record.drug,
+                dose_mg=record.dose_mg, started_at=started_at,
+            ))
             return self._session_view(uow.session, record)
 
     @rpc
@@ -228,11 +228,11 @@ class SessionRecords(Chart):
             # Same unit of work: published right after the commit, so the
             # on-duty clinician hears within a moment.
             eligibility = uow.session.get(PatientEligibility, record.patient_id)
-            uow.emit("session.vitals_alert", {
-                "patient_id": record.patient_id, "session_id": record.session_id,
-                "mrn": eligibility.mrn if eligibility else None, "chair_id": appointment.chair_id,
-                "clinician_id": appointment.clinician_id, "recorded_at": iso(recorded_at), "alerts": alerts,
-            })
+            uow.emit(events.SessionVitalsAlert(
+                patient_id=record.patient_id, session_id=record.session_id,
+                mrn=eligibility.mrn if eligibility else None, chair_id=appointment.chair_id,
+                clinician_id=appointment.clinician_id, recorded_at=recorded_at, alerts=alerts,
+            ))
             # Ids and a count only: the measures stay out of the logs.
             log.warning("vitals alert in session %s: %d threshold(s) breached", record.session_id, len(alerts))
         return reading
