@@ -14,6 +14,7 @@ from common.handlers import rpc
 from common.service import ClinicService, ConfigSection
 from common.validation import paging, parse, require_id
 from services.intake import domain, fhir, schemas
+from services.intake.capabilities import self_report
 from services.intake.models import (
     Consent, IntakeCase, MedicalHistory, Patient, QuestionnaireResponse, RecordAccess, Screening,
 )
@@ -23,7 +24,7 @@ from services.intake.schemas import (
 )
 
 
-class IntakeService(ClinicService):
+class IntakeService(self_report.SelfReport, ClinicService):
     name = "intake"
 
     rules = ConfigSection("INTAKE", domain.ScreeningRules.from_config)

@@ -25,6 +25,7 @@ from common.observability import record_notification
 from common.service import ClinicService, ConfigSection, configured_timer
 from common.validation import paging, parse, require_id
 from services.notifications import domain, fhir, rendering, schemas
+from services.notifications.capabilities import self_report
 from services.notifications.channels import Channels
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, DeliveryLogEntry, Message, Recipient, RecordAccess, new_id
@@ -95,7 +96,7 @@ class Outgoing:
     event_type: str | None = None
 
 
-class NotificationsService(ClinicService):
+class NotificationsService(self_report.SelfReportLinks, ClinicService):
     name = "notifications"
 
     channels = Channels()
@@ -360,7 +361,9 @@ class NotificationsService(ClinicService):
                     return None
             view = rendering.template_facts(kind, context, given_name=recipient.given_name,
                                             time_zone=facts.time_zone, clinic=settings.clinic,
-                                            clinic_phone=settings.clinic_phone, now=now)
+                                            clinic_phone=settings.clinic_phone, now=now,
+                                            link=self.self_report_link(context)
+                                            if kind == Kind.SELF_REPORT_REQUEST else None)
             rendered = rendering.render(kind, channel, view)
             return Outgoing(channel, (facts.address(channel),), rendered.body, rendered.subject)
         if message.recipient == "webhook":

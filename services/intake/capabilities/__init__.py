@@ -1,0 +1,1 @@
+"""Intake's entrypoints by capability, composed in ``services/intake/service.py``."""

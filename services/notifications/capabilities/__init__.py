@@ -1,0 +1,1 @@
+"""Notifications' entrypoints by capability, composed in ``services/notifications/service.py``."""
