@@ -13,6 +13,7 @@ from nameko.web.handlers import http
 from gateway.http import MethodNotAllowed, RequestContext, json_response, parse_tokens, problem, problem_from
 from gateway.billing_routes import BillingRoutes
 from gateway.intake_routes import IntakeRoutes
+from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
 from gateway.openapi import document
@@ -36,7 +37,7 @@ PROBE_TIMEOUT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
+class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
     name = "gateway"
 
     config = Config()

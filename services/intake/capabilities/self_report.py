@@ -8,6 +8,7 @@ the request id, never the token."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -16,7 +17,7 @@ from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
 from services.intake import domain
 from services.intake.models import Patient, QuestionnaireResponse, RecordAccess, SelfReportRequest, new_id
-from services.intake.schemas import questionnaire_view
+from services.intake.schemas import Schema, questionnaire_view
 
 # Who the audit trail names for what the patient does through the link.
 PATIENT_BY_LINK = "patient (self-report link)"
@@ -143,3 +144,10 @@ def _request_view(request: SelfReportRequest, patient_id: str) -> dict:
         "expires_at": iso(request.expires_at), "used_at": iso(request.used_at) if request.used_at else None,
         "response_id": request.response_id,
     }
+
+
+class SelfReportAsk(Schema):
+    """What staff send to ask a patient for a self-report."""
+
+    questionnaire: Literal["phq9", "gad7"]
+    channel: Literal["any", "email", "sms"] = "any"
