@@ -1,5 +1,8 @@
 """The patient pages service: ``GET``/``POST /f/<token>`` (the questionnaire
-a self-report link opens), its stylesheet and ``/health``; nothing else.
+a self-report link opens) and its stylesheet, besides the probes every
+process serves (``/health``, ``/ready``, ``/metrics``: no patient data; the
+clinic's proxy forwards only ``/f/`` and ``/static/`` from the internet).
+No staff route exists here.
 
 Server-rendered HTML that works without JavaScript, answers kept by intake
 (by RPC), every request rate-limited per client address and per link. The
@@ -19,6 +22,7 @@ from werkzeug.wrappers import Response
 from common import self_report_links as links
 from common.broker import RpcProxy
 from common.errors import ClinicError
+from common.service import PROBE_TIMEOUT_SECONDS, ObservedService, broker_reachable, json_response
 from patient_pages.questionnaires import FORMS, read_answers
 from patient_pages.ratelimit import TokenBuckets
 
@@ -73,7 +77,7 @@ class PageSettings(DependencyProvider):
         return self.value
 
 
-class PatientPagesService:
+class PatientPagesService(ObservedService):
     name = "patient_pages"
 
     config = Config()
@@ -82,7 +86,15 @@ class PatientPagesService:
 
     @http("GET", "/health")
     def health(self, request):
-        return Response('{"status": "ok", "service": "patient-pages"}', status=200, mimetype="application/json")
+        return json_response(200, {"status": "ok", "service": "patient-pages"})
+
+    @http("GET", "/ready")
+    def ready(self, request):
+        """Ready when the broker (the way to intake) answers."""
+        ready = broker_reachable(self.config["AMQP_URI"], timeout=PROBE_TIMEOUT_SECONDS)
+        return json_response(200 if ready else 503, {"status": "ready" if ready else "not_ready",
+                                                     "service": "patient-pages",
+                                                     "checks": {"broker": "ok" if ready else "unreachable"}})
 
     @http("GET", "/static/patient.css")
     def stylesheet(self, request):

@@ -139,6 +139,6 @@ def test_a_form_sent_with_a_question_unanswered_says_which(clinic, smtp):
 def test_patient_pages_serve_no_staff_route(clinic, start_service):
     pages = start_service(PatientPagesService)
     with httpx.Client(base_url=web_address(pages), timeout=15) as client:
-        for path in ("/api/v1/patients", "/api/v1/openapi.json", "/metrics", "/ready", "/f/"):
+        for path in ("/api/v1/patients", "/api/v1/openapi.json", "/api/v1/health", "/f/", "/f/x/y"):
             assert client.get(path, headers=CLIN).status_code == 404, path
         assert client.get("/static/patient.css").status_code == 200
