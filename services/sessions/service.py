@@ -18,6 +18,7 @@ from common.handlers import consumes, rpc
 from common.service import ClinicService, ConfigSection
 from common.validation import paging, parse, require_id
 from services.sessions import domain, fhir, schemas
+from services.sessions.capabilities import self_reports
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
     Addendum, Appointment, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, Resource,
@@ -38,7 +39,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 CHARTING_WINDOW = timedelta(hours=12)
 
 
-class SessionsService(ClinicService):
+class SessionsService(self_reports.SelfReports, ClinicService):
     name = "sessions"
 
     rules = ConfigSection("SESSIONS", domain.Rules.from_config)

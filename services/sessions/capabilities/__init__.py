@@ -1,0 +1,1 @@
+"""Sessions' entrypoints by capability, composed in ``services/sessions/service.py``."""
