@@ -12,7 +12,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from common import self_report_links as links
+from common import idempotency, self_report_links as links
 from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
 from services.intake import domain
@@ -30,12 +30,16 @@ class SelfReport:
     ``_patient`` it uses."""
 
     @rpc
-    def request_self_report(self, patient_id, questionnaire, channel="any"):
+    def request_self_report(self, patient_id, questionnaire, channel="any", idempotency_key=None):
         """Send the patient a single-use link to ``questionnaire`` (phq9 or
-        gad7) by ``channel`` (email, sms or any: each the patient consented to)."""
+        gad7) by ``channel`` (email, sms or any: each the patient consented to).
+        A retry with the same ``idempotency_key`` sends nothing more."""
         domain.check_self_report_request(questionnaire, channel)
         settings = links.settings(self.config)
         with self.db.unit_of_work() as uow:
+            claim = idempotency.claim(uow, "request_self_report", idempotency_key, patient_id, questionnaire, channel)
+            if claim.replayed:
+                return claim.answer
             record = self._patient(uow.session, patient_id)
             request = SelfReportRequest(
                 request_id=new_id(), patient_number=record.number, questionnaire=questionnaire, channel=channel,
@@ -50,7 +54,7 @@ class SelfReport:
                 "patient_id": record.patient_id, "request_id": request.request_id, "channel": channel,
                 "expires_at": iso(request.expires_at),
             })
-            return _request_view(request, record.patient_id)
+            return claim.remember(_request_view(request, record.patient_id))
 
     @rpc
     def list_self_reports(self, patient_id):

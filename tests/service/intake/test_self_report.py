@@ -126,6 +126,15 @@ def test_staff_may_send_only_phq9_or_gad7_by_email_or_sms(call, patient, databas
     assert rows(databases, "SELECT count(*) AS n FROM self_report_requests")[0]["n"] == 0
 
 
+def test_a_request_retried_with_its_idempotency_key_sends_one_link(call, patient, databases, events):
+    events.listen("intake")
+    first = call("request_self_report", patient, "phq9", "any", "ask-1")
+    assert call("request_self_report", patient, "phq9", "any", "ask-1") == first
+    assert rows(databases, "SELECT count(*) AS n FROM self_report_requests")[0]["n"] == 1
+    events.wait_for("self_report.requested")
+    assert len(events.events("self_report.requested")) == 1
+
+
 def intake_call(intake):
     """The patient pages call without a staff identity."""
     return as_staff(intake, None)
