@@ -134,11 +134,3 @@ def test_a_form_sent_with_a_question_unanswered_says_which(clinic, smtp):
     _, _, sent = browse([{"goto": link}, {"choose": [0, 1, 0, 1, 0, 1, 0]}, {"submit": True}])
     assert sent["status"] == 200
     assert [s["total"] for s in call("list_questionnaires", patient["patient_id"], "gad7")] == [3]
-
-
-def test_patient_pages_serve_no_staff_route(clinic, start_service):
-    pages = start_service(PatientPagesService)
-    with httpx.Client(base_url=web_address(pages), timeout=15) as client:
-        for path in ("/api/v1/patients", "/api/v1/openapi.json", "/api/v1/health", "/f/", "/f/x/y"):
-            assert client.get(path, headers=CLIN).status_code == 404, path
-        assert client.get("/static/patient.css").status_code == 200
