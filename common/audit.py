@@ -27,9 +27,12 @@ class RecordAccessMixin:
 
     @classmethod
     def record(cls, uow, patient_id: str, action: str, **details) -> None:
-        """Written in the caller's unit of work: no access without its entry."""
-        uow.session.add(cls(patient_id=patient_id, actor=uow.actor or UNIDENTIFIED, action=action,
-                            correlation_id=uow.correlation_id, **details))
+        """Written in the caller's unit of work: no access without its entry.
+        One plain INSERT, sent now: nothing is read back, and no object is
+        left for the session to track on every read of a record."""
+        uow.session.execute(sa.insert(cls.__table__).values(
+            patient_id=patient_id, actor=uow.actor or UNIDENTIFIED, action=action,
+            correlation_id=uow.correlation_id, at=utcnow(), **details))
 
     @classmethod
     def trail(cls, session, patient_id: str, limit: int, offset: int) -> list[dict]:

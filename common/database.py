@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common import outbox
 from common.config import database_url
 from common.errors import ServiceUnavailable
-from common.events import envelope, utcnow
+from common.events import EventData, envelope, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,16 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
             "tcp_user_timeout": int(timeouts.budget * 1000),
             "connection_factory": _timed_connection_class(timeouts),
         }
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                                pool_timeout=timeouts.connect, connect_args=connect_args,
-                                hide_parameters=True)
+        # No pre-ping: a `SELECT 1` before every checkout was one database
+        # round trip in five on a read. A pooled connection the server has
+        # closed (a restart, an idle timeout) is noticed on checkout without
+        # one (see _discard_if_closed_by_server), and connections are
+        # recycled before any server or proxy idle timeout is likely.
+        engine = sa.create_engine(url, pool_pre_ping=False, pool_recycle=POOL_RECYCLE_SECONDS, pool_size=10,
+                                  max_overflow=20, pool_timeout=timeouts.connect, connect_args=connect_args,
+                                  hide_parameters=True)
+        sa.event.listen(engine, "checkout", _discard_if_closed_by_server)
+        return engine
     engine = sa.create_engine(url, connect_args={"timeout": timeouts.statement, "check_same_thread": False},
                               hide_parameters=True)
 
@@ -93,6 +100,30 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
         cursor.close()
 
     return engine
+
+
+POOL_RECYCLE_SECONDS = 600
+
+_select = eventlet.patcher.original("select")
+
+
+def _discard_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """A pooled connection is idle: nothing should be waiting on its socket.
+    When something is (the server's "terminating connection" notice and its
+    end of stream after a restart, or a failover), the connection is dead;
+    raising DisconnectionError makes the pool throw it away and open a new
+    one, so a statement is never sent on it and no request pays for it.
+    This looks at the socket without waiting and sends nothing."""
+    if dbapi_connection.closed:
+        raise sa.exc.DisconnectionError("the connection was closed")
+    try:
+        poller = _select.poll()
+        poller.register(dbapi_connection.fileno(), _select.POLLIN | _select.POLLERR | _select.POLLHUP)
+        waiting = poller.poll(0)
+    except (OSError, ValueError, psycopg2.Error) as exc:
+        raise sa.exc.DisconnectionError("the connection's socket is gone") from exc
+    if waiting:
+        raise sa.exc.DisconnectionError("the server closed or spoke on an idle connection")
 
 
 def _timed_connection_class(timeouts: Timeouts):
@@ -182,10 +213,16 @@ class UnitOfWork:
         self.actor = actor
         self.emitted: list[dict] = []
 
-    def emit(self, event_type: str, data: dict, *, version: int = 1) -> dict:
+    def emit(self, event: EventData) -> dict:
+        """Add the event to the outbox, committed with this transaction.
+        ``event`` is the producer's contract (``services/<name>/events.py``)."""
+        if not isinstance(event, EventData):
+            raise TypeError(f"emit() takes an event contract (an EventData), not {type(event).__name__}")
+        if event.producer != self.producer:
+            raise TypeError(f"{self.producer} cannot emit {event.contract()}: its producer is {event.producer}")
         body = envelope(
-            event_type, data, producer=self.producer,
-            correlation_id=self.correlation_id, version=version,
+            event.type, event.facts(), producer=self.producer,
+            correlation_id=self.correlation_id, version=event.version,
         )
         outbox.add_event(self.session, body, claimed=True)
         self.emitted.append(body)
@@ -194,20 +231,13 @@ class UnitOfWork:
     def claim_event(self, event_id: str, event_type: str, handler: str) -> bool:
         """Record that ``handler`` applies ``event_id`` in this transaction.
         False when it already has: the caller must then do nothing."""
-        seen = self.session.execute(
-            sa.select(outbox.processed_events.c.event_id).where(
-                outbox.processed_events.c.event_id == event_id,
-                outbox.processed_events.c.handler == handler,
-            )
-        ).first()
-        if seen:
-            return False
-        self.session.execute(
-            outbox.processed_events.insert().values(
-                event_id=event_id, handler=handler, event_type=event_type, processed_at=utcnow()
-            )
+        # One statement: the database's unique key, not a SELECT before the
+        # INSERT, decides whether this worker is the first.
+        return insert_ignoring_duplicates(
+            self.session, outbox.processed_events,
+            {"event_id": event_id, "handler": handler, "event_type": event_type, "processed_at": utcnow()},
+            unique=("event_id", "handler"),
         )
-        return True
 
 
 def _roll_back(session: Session) -> None:
@@ -327,6 +357,26 @@ class ServiceDatabase:
             connection.execute(sa.text("SELECT 1"))
 
 
+class FirstStatementRetryingSession(Session):
+    """A session that sends its transaction's first statement again, once,
+    on a new connection when the pooled one turns out to be lost (a
+    database restart the checkout could not see yet). Safe: nothing had
+    been done in the transaction, and a transaction the server lost with
+    its connection was never committed."""
+
+    def execute(self, *args, **kwargs):
+        if self.in_transaction():
+            return super().execute(*args, **kwargs)
+        try:
+            return super().execute(*args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("a pooled database connection was lost; the statement is sent again on a new one")
+            self.rollback()
+            return super().execute(*args, **kwargs)
+
+
 class Database(DependencyProvider):
     """Engine and sessions for the service's own database, named by the
     service in ``DATABASE_URLS``."""
@@ -336,17 +386,20 @@ class Database(DependencyProvider):
         self.service_name = self.container.service_name
         self.timeouts = Timeouts.from_config(config)
         self.engine = make_engine(database_url(config, self.service_name), self.timeouts)
-        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.session_factory = sessionmaker(self.engine, class_=FirstStatementRetryingSession,
+                                            expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
 
     def stop(self):
         self.engine.dispose()
+        self.publisher.close()
 
     def kill(self):
         # Close the pooled connections now rather than whenever the garbage
         # collector gets to them: under eventlet a socket closed at an
         # arbitrary moment can have its descriptor reused under a reader.
         self.engine.dispose()
+        self.publisher.close()
 
     def get_dependency(self, worker_ctx):
         return ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))

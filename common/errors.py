@@ -88,12 +88,24 @@ class ServiceUnavailable(ClinicError):
     title = "A clinic service is unavailable"
 
 
+@deserialize_to_instance
+class PreconditionFailed(ClinicError):
+    """The caller's ``If-Match`` names a version of the record that is no
+    longer current: someone else changed it meanwhile. Nothing was changed;
+    read the record again and decide."""
+
+    code = "precondition_failed"
+    http_status = 412
+    title = "The record changed meanwhile"
+
+
 # Registered for symmetry so ``Exception`` subclasses above are all rebuilt.
 deserialize_to_instance(ClinicError)
 
 ERRORS_BY_NAME = {
     cls.__name__: cls
-    for cls in (ClinicError, ValidationFailed, NotFound, Conflict, Forbidden, ServiceUnavailable)
+    for cls in (ClinicError, ValidationFailed, NotFound, Conflict, Forbidden, ServiceUnavailable,
+                PreconditionFailed)
 }
 
 

@@ -35,7 +35,7 @@ from nameko.events import SERVICE_POOL
 from common.database import DuplicateEvent
 from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES, post_for
 from common.errors import ClinicError
-from common.events import Event
+from common.events import Received, contract_versions
 from common.queues import ClinicEventHandler, ClinicRpc, delivery_limit, queue_type, type_arguments
 
 log = logging.getLogger(__name__)
@@ -221,12 +221,23 @@ class RetryingEventHandler(ClinicEventHandler):
                     extra={"handler": handler, "attempts": attempts})
 
 
-def consumes(source_service: str, event_type: str):
+def consumes(*contracts):
+    """``@consumes(SessionCompleted)``: the handler is called as
+    ``fn(self, uow, event)`` with ``event.data`` the contract's model. Give
+    several versions of one event type (``@consumes(SessionCompletedV1,
+    SessionCompletedV2)``) to take each; an event of any other version, or
+    whose data does not match its contract, is dead-lettered at once."""
+    versions = contract_versions(contracts)
+    source_service, event_type = contracts[0].producer, contracts[0].type
+
+    def read(body):
+        return Received.read(body, versions)
+
     def decorator(fn):
         @functools.wraps(fn)
         def handle(self, body):
             handler = f"{self.name}.{fn.__name__}"
-            event = Event.from_body(body)  # ClinicError: dead-lettered as rejected
+            event = read(body)  # ClinicError: dead-lettered as rejected
             self.db.adopt_correlation_id(event.correlation_id)
             try:
                 with self.db.unit_of_work() as uow:
@@ -240,6 +251,9 @@ def consumes(source_service: str, event_type: str):
             except Exception as exc:
                 raise HandlerFailed(exc) from exc
 
+        # What docs/events.md's "consumed by" is built from.
+        handle.consumed_event = (source_service, event_type)
+        handle.consumed_contracts = tuple(versions.values())
         # requeue_on_error is what happens if the entrypoint itself breaks:
         # the message goes back rather than being dropped.
         return RetryingEventHandler.decorator(

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
+from kombu import Connection, Producer
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy.orm import Session
@@ -55,6 +58,9 @@ processed_events = sa.Table(
 # How long a claimed row is left alone before another relay may take it.
 CLAIM_SECONDS = 15
 RELAY_BATCH = 200
+# How long a batch waits for the broker's confirms before it counts as
+# unpublished (its rows go back to the relay).
+CONFIRM_TIMEOUT_SECONDS = 10.0
 
 
 class EventPublisher:
@@ -63,7 +69,10 @@ class EventPublisher:
     publisher confirms, so plain ``@event_handler`` subscribers receive them."""
 
     def __init__(self, amqp_uri: str, service_name: str, config: dict | None = None):
+        self.amqp_uri = amqp_uri
         self.exchange = get_event_exchange(service_name, config or {})
+        self._batch_connection: Connection | None = None
+        self._batch_lock = threading.Lock()
         self.publisher = Publisher(
             amqp_uri,
             use_confirms=True,
@@ -77,6 +86,82 @@ class EventPublisher:
         self.publisher.publish(
             body, exchange=self.exchange, routing_key=event_type, headers=headers
         )
+
+    def publish_batch(self, events: list[tuple[str, dict]]) -> tuple[int, Exception | None]:
+        """Publish every event, then wait once for the broker's confirms
+        (instead of a round trip per event). Returns how many events, from
+        the first, the broker confirmed, and the error that stopped the rest."""
+        if not events:
+            return 0, None
+        with self._batch_lock:
+            try:
+                return self._publish_batch(events)
+            except Exception as exc:
+                self._close_batch_connection()
+                return 0, exc
+
+    def _publish_batch(self, events):
+        connection = self._batch_connection
+        if connection is None:
+            connection = Connection(self.amqp_uri, connect_timeout=5)
+            channel = connection.default_channel
+            self.exchange.declare(channel=channel)
+            channel.confirm_select()
+            self._batch_connection = connection
+        channel = connection.default_channel
+        producer = Producer(channel, exchange=self.exchange, serializer="json")
+        # Delivery tags count up per channel from its confirm_select.
+        first_tag = getattr(channel, "clinic_published", 0) + 1
+        confirmed = {"up_to": first_tag - 1, "nacked": None}
+        single: set[int] = set()
+
+        def acked(tag, multiple):
+            if multiple:
+                confirmed["up_to"] = max(confirmed["up_to"], tag)
+            else:
+                single.add(tag)
+            while confirmed["up_to"] + 1 in single:
+                confirmed["up_to"] += 1
+
+        def nacked(tag, multiple):
+            low = confirmed["nacked"]
+            confirmed["nacked"] = tag if low is None else min(low, tag)
+
+        channel.events["basic_ack"].add(acked)
+        channel.events["basic_nack"].add(nacked)
+        try:
+            for event_type, body in events:
+                producer.publish(body, routing_key=event_type, delivery_mode=2,
+                                 headers={"nameko.correlation_id": body.get("correlation_id")})
+                channel.clinic_published = getattr(channel, "clinic_published", 0) + 1
+            last_tag = channel.clinic_published
+            deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
+            while confirmed["up_to"] < last_tag and confirmed["nacked"] is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the broker did not confirm the batch in time")
+                connection.drain_events(timeout=left)
+        finally:
+            channel.events["basic_ack"].discard(acked)
+            channel.events["basic_nack"].discard(nacked)
+        if confirmed["nacked"] is not None:
+            # Acks and nacks may interleave; only the run before the first
+            # nack is known to be stored.
+            done = min(confirmed["up_to"], confirmed["nacked"] - 1) - first_tag + 1
+            return max(0, done), RuntimeError("the broker refused an event")
+        return len(events), None
+
+    def _close_batch_connection(self) -> None:
+        connection, self._batch_connection = self._batch_connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        with self._batch_lock:
+            self._close_batch_connection()
 
 
 def add_event(session: Session, body: dict, *, claimed: bool) -> None:
@@ -136,13 +221,18 @@ def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY
 def _publish_and_mark(session_factory, publisher: EventPublisher, rows) -> int:
     published: list[int] = []
     error: Exception | None = None
-    for row in rows:
-        try:
-            publisher.publish(row.event_type, json.loads(row.body))
-        except Exception as exc:  # broker unreachable: stop, keep order
-            error = exc
-            break
-        published.append(row.id)
+    if len(rows) > 1:
+        # A backlog (after a broker outage): one wait for all the confirms.
+        count, error = publisher.publish_batch([(row.event_type, json.loads(row.body)) for row in rows])
+        published = [row.id for row in rows[:count]]
+    else:
+        for row in rows:
+            try:
+                publisher.publish(row.event_type, json.loads(row.body))
+            except Exception as exc:  # broker unreachable: stop, keep order
+                error = exc
+                break
+            published.append(row.id)
     unpublished = [row.id for row in rows if row.id not in set(published)]
     with session_factory() as session, session.begin():
         if published:

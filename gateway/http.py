@@ -19,12 +19,13 @@ from werkzeug.wrappers import Response
 
 from common.broker import RpcProxy
 from common.database import Timeouts
+from common.etag import etag, parse_if_match
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
 from common.validation import control_character_errors
+from gateway.signin import ROLES, StaffUser, Unauthorized, cors_origins, parse_tokens  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-ROLES = ("front_desk", "clinician", "billing", "admin")
 PROBLEM_JSON = "application/problem+json"
 # How long a route waits for the owning service before answering 503
 # (GATEWAY_RPC_TIMEOUT). Longer than a service's own database budget
@@ -52,22 +53,14 @@ class RouteSpec:
     paginated: bool
     query: tuple[tuple[str, str, str], ...]  # (name, type, description)
     idempotent: bool = False
-
-
-@dataclass(frozen=True)
-class StaffUser:
-    user: str
-    role: str
-
-    @property
-    def actor(self) -> str:
-        return f"{self.user} ({self.role})"
-
-
-class Unauthorized(ClinicError):
-    code = "unauthorized"
-    http_status = 401
-    title = "Authentication required"
+    # Reads answer ETag; changes take If-Match (and may answer 412).
+    conditional: bool = False
+    # The success body's output model (a pydantic model named as the
+    # OpenAPI component); FHIR routes answer application/fhir+json.
+    answer: type | None = None
+    media_type: str = "application/json"
+    # Also answers a printable HTML document (``format=html``).
+    html: bool = False
 
 
 class MalformedRequest(ClinicError):
@@ -80,25 +73,6 @@ class MethodNotAllowed(ClinicError):
     code = "method_not_allowed"
     http_status = 405
     title = "Method not allowed"
-
-
-def parse_tokens(spec) -> dict[str, StaffUser]:
-    """``GATEWAY_TOKENS``: "token:role:user" triples, comma separated (or a
-    mapping token -> {role, user} in YAML)."""
-    tokens: dict[str, StaffUser] = {}
-    if isinstance(spec, dict):
-        for token, entry in spec.items():
-            tokens[str(token)] = StaffUser(entry.get("user", entry["role"]), entry["role"])
-        return tokens
-    for triple in str(spec or "").split(","):
-        parts = triple.strip().split(":")
-        if len(parts) < 2 or not parts[0]:
-            continue
-        role = parts[1]
-        if role not in ROLES:
-            raise ValueError(f"GATEWAY_TOKENS: unknown role {role!r}")
-        tokens[parts[0]] = StaffUser(parts[2] if len(parts) > 2 and parts[2] else role, role)
-    return tokens
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra) -> Response:
@@ -148,8 +122,11 @@ def json_response(status: int, body) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+FHIR_JSON = "application/fhir+json"
+
+
 def fhir_json(resource: dict) -> Response:
-    return Response(json.dumps(resource), status=200, mimetype="application/fhir+json")
+    return Response(json.dumps(resource), status=200, mimetype=FHIR_JSON)
 
 
 def read_json(request):
@@ -192,6 +169,12 @@ def idempotency_key(request) -> str | None:
         raise ValidationFailed(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",
                                [{"field": "Idempotency-Key", "message": "too long"}])
     return key or None
+
+
+def if_match(request) -> list[str] | None:
+    """The client's ``If-Match`` on a change: the ``ETag`` of the version it
+    read. Absent: the change goes ahead whatever happened meanwhile."""
+    return parse_if_match(request.headers.get("If-Match"))
 
 
 def correlation_id(request) -> str:
@@ -251,21 +234,28 @@ class RequestContext(DependencyProvider):
 
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
-        status: int = 200, paginated: bool = False, query=(), idempotent: bool = False):
+        status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
+        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False):
     """Declare a gateway route. The handler receives ``(self, request, user,
-    payload, **path_params)`` and returns the JSON body (or a Response)."""
+    payload, **path_params)`` and returns the JSON body (or a Response).
+
+    ``conditional``: a read of one record answers its ``ETag``; a change of
+    one record passes ``if_match(request)`` to the service, which compares it
+    with the record inside its transaction (412 when it changed meanwhile).
+    ``answer``: the output model of the success body, for the OpenAPI
+    document; ``fhir``: the route answers a FHIR resource (``fhir_json``)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent)
+                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json", html)
         ROUTES.append(spec)
 
         @functools.wraps(fn)
         def handler(self, request, **path_params):
             try:
-                user = authenticate(request, self.tokens)
+                user = self.sign_in.authenticate(request)
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
@@ -276,24 +266,49 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
                                                                   "try again shortly")):
                     result = fn(self, request, user, payload, **path_params)
             except Exception as exc:  # every failure answers problem+json
-                return problem_from(exc)
+                return allow_origin(request, problem_from(exc), self.config)
             if isinstance(result, Response):
-                return result
+                return allow_origin(request, result, self.config)
             response = json_response(status, result)
             response.headers["X-Correlation-ID"] = self.context["correlation_id"]
-            return response
+            if conditional and method == "GET":
+                response.headers["ETag"] = etag(result)
+            return allow_origin(request, response, self.config)
 
         return http(method, nameko_path)(handler)
 
     return decorator
 
 
-def authenticate(request, tokens: dict[str, StaffUser]) -> StaffUser:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send a bearer token: Authorization: Bearer <token>")
-    user = tokens.get(token.strip())
-    if user is None:
-        raise Unauthorized("the bearer token is not valid")
-    return user
+
+# What a staff UI on another origin may send and read (CORS_ORIGINS).
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Correlation-ID"
+CORS_EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Correlation-ID"
+
+
+def allow_origin(request, response: Response, config) -> Response:
+    """Only the UI origins the clinic configured may read answers from a
+    browser; any other origin gets no CORS headers and so nothing."""
+    origin = request.headers.get("Origin")
+    if origin and origin in cors_origins(config):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+        response.headers.add("Vary", "Origin")
+    return response
+
+
+def preflight(request, config) -> Response | None:
+    """The browser's OPTIONS question before a cross-origin call, answered
+    for the configured origins only."""
+    origin = request.headers.get("Origin")
+    if request.method != "OPTIONS" or not origin or not request.headers.get("Access-Control-Request-Method"):
+        return None
+    if origin not in cors_origins(config):
+        return problem(403, "Forbidden", "this origin may not call the clinic's API", "forbidden")
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+    response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    response.headers["Vary"] = "Origin"
+    return response

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.http import ROUTES, RouteSpec
+from gateway.http import FHIR_JSON, ROUTES, RouteSpec
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -17,6 +17,12 @@ PROBLEM_SCHEMA = {
     },
 }
 
+# FHIR routes answer a FHIR R4 resource (a Bundle or an Invoice), validated
+# against the fhir.resources models in the tests; described by its type here.
+FHIR_RESOURCE = {"type": "object", "required": ["resourceType"],
+                 "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}},
+                 "description": "A FHIR R4 resource (http://hl7.org/fhir/R4/)"}
+
 ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
     "403": "The caller's role may not do this", "404": "No such record",
@@ -24,6 +30,8 @@ ERROR_RESPONSES = {
     "503": "The owning service, its database or the message broker is unavailable; nothing was done "
            "unless the detail says it may have been. Try again after Retry-After seconds",
 }
+ETAG_HEADER = {"description": "The record's version: send it back as If-Match with a change",
+               "schema": {"type": "string"}}
 RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
 
 
@@ -34,8 +42,12 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "tags": [spec.tag],
         "security": [{"bearer": []}],
         "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
-        "responses": {str(spec.status): {"description": "Success", "content": {"application/json": {"schema": {}}}}},
+        "responses": {str(spec.status): {"description": "Success", "content": {
+            spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
+                              if spec.media_type == FHIR_JSON else {}}}}},
     }
+    if spec.html:
+        operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", spec.path)
@@ -52,24 +64,43 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": "Send a unique key (visible ASCII); a retry with the same key and the same body returns "
                            "the first answer and changes nothing; the same key with a different body is refused "
                            "with 422."})
+    if spec.conditional and spec.method != "GET":
+        parameters.append({
+            "name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag of the record as you read it: the change is made only if nobody changed the "
+                         "record meanwhile, else 412. Without it the change is made whatever happened meanwhile."})
     for name, kind, description in spec.query:
         parameters.append({"name": name, "in": "query", "description": description, "schema": {"type": kind}})
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:
-        schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in schema.pop("$defs", {}).items():
-            components[name] = definition
-        components[spec.body.__name__] = schema
         operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
+            "application/json": {"schema": _component(spec.body, components, mode="validation")}}}
     for status, description in ERROR_RESPONSES.items():
         operation["responses"][status] = {
             "description": description,
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
     operation["responses"]["503"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+    if spec.conditional and spec.method == "GET":
+        operation["responses"][str(spec.status)]["headers"] = {"ETag": ETAG_HEADER}
+    elif spec.conditional:
+        operation["responses"]["412"] = {
+            "description": "If-Match names a version of the record that is no longer current; nothing was changed",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return operation
+
+
+def _component(model, components: dict, mode: str = "serialization") -> dict:
+    """A ``$ref`` to the model's named component, adding it (and the models
+    it uses) to the document's components."""
+    name = model.__name__
+    if name not in components:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        for nested, definition in schema.pop("$defs", {}).items():
+            components.setdefault(nested, definition)
+        components[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def document() -> dict:
@@ -85,6 +116,9 @@ def document() -> dict:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "An access token from the clinic's OpenID Connect identity provider "
+                               "(static development tokens only where configured)"}},
         },
     }

@@ -10,7 +10,8 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
 
-from gateway.http import MethodNotAllowed, RequestContext, json_response, parse_tokens, problem, problem_from
+from gateway.http import MethodNotAllowed, RequestContext, json_response, preflight, problem, problem_from
+from gateway.signin import SignIn
 from gateway.billing_routes import BillingRoutes
 from gateway.intake_routes import IntakeRoutes
 from gateway.self_report_routes import SelfReportRoutes
@@ -20,12 +21,15 @@ from gateway.openapi import document
 from common.service import ObservedService
 
 
-class Tokens(DependencyProvider):
+class SignInProvider(DependencyProvider):
+    """OpenID Connect access tokens from the clinic's identity provider and,
+    when configured for development, static tokens (gateway/signin.py)."""
+
     def setup(self):
-        self.tokens = parse_tokens(self.container.config.get("GATEWAY_TOKENS"))
+        self.sign_in = SignIn.from_config(self.container.config)
 
     def get_dependency(self, worker_ctx):
-        return self.tokens
+        return self.sign_in
 
 
 ALL_METHODS = "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
@@ -41,7 +45,7 @@ class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRout
     name = "gateway"
 
     config = Config()
-    tokens = Tokens()
+    sign_in = SignInProvider()
     context = RequestContext()
 
     @http("GET", "/api/v1/openapi.json")
@@ -69,6 +73,9 @@ class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRout
         # Anything no route claims still answers in problem+json.
         from gateway.http import ROUTES
 
+        answer = preflight(request, self.config)
+        if answer is not None:
+            return answer
         path = "/" + anything
         if any(_matches(spec.path, path) for spec in ROUTES):
             return problem_from(MethodNotAllowed(f"{request.method} is not allowed on {path}"))

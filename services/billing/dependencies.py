@@ -3,7 +3,9 @@ the fee schedule file loaded at start."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,6 +20,9 @@ from services.billing.models import FeePrice
 log = logging.getLogger(__name__)
 
 DEFAULT_FEE_SCHEDULE = Path(__file__).resolve().parent / "fee_schedule.yaml"
+# Prices are only ever added, and only by a replica starting with a new
+# file; the others see them within this many seconds.
+DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,53 @@ def load_fee_schedule(engine: sa.Engine, rows: list[dict]) -> int:
     return added
 
 
+@dataclass(frozen=True)
+class StoredPrice:
+    """One row of ``fee_prices``, kept outside any database session."""
+
+    code: str
+    kind: str
+    description: str
+    unit: str
+    price_cents: int
+    currency: str
+    effective_from: date
+    package_route: str | None
+    package_sessions: int | None
+
+
+class FeeSchedule:
+    """The stored prices, read whole from the database once and kept by the
+    service process: pricing a charge costs no round trip. Read again after
+    ``refresh_seconds``, and at once in the process that loaded new prices."""
+
+    def __init__(self, refresh_seconds: float = DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS):
+        self.refresh_seconds = refresh_seconds
+        self._by_code: dict[str, list[StoredPrice]] | None = None
+        self._read_at = 0.0
+
+    def prices(self, session, code: str) -> list[StoredPrice]:
+        if self._by_code is None or time.monotonic() - self._read_at >= self.refresh_seconds:
+            self._by_code = self._read(session)
+            self._read_at = time.monotonic()
+        return self._by_code.get(code, [])
+
+    def invalidate(self) -> None:
+        self._by_code = None
+
+    @staticmethod
+    def _read(session) -> dict[str, list[StoredPrice]]:
+        table = FeePrice.__table__
+        by_code: dict[str, list[StoredPrice]] = {}
+        for row in session.execute(sa.select(*(table.c[name] for name in StoredPrice.__dataclass_fields__))):
+            by_code.setdefault(row.code, []).append(StoredPrice(**row._mapping))
+        return by_code
+
+
 class FeeScheduleLoader(DependencyProvider):
     """Loads the fee schedule file into the database when the service
-    starts; ``BILLING.FEE_SCHEDULE_PATH`` points at another file."""
+    starts (``BILLING.FEE_SCHEDULE_PATH`` points at another file); in a
+    worker it is the process's ``FeeSchedule``."""
 
     def setup(self):
         billing = section(self.container.config, "BILLING")
@@ -64,6 +113,8 @@ class FeeScheduleLoader(DependencyProvider):
         currency = domain.BillingRules.from_config(billing).currency
         if any(row["currency"] != currency for row in self.rows):
             raise ValueError(f"the fee schedule {path.name} is not in the clinic's currency {currency}")
+        self.schedule = FeeSchedule(float(billing.get("FEE_SCHEDULE_REFRESH_SECONDS")
+                                          or DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS))
 
     def start(self):
         # Resolved at start, not setup: extensions are set up concurrently.
@@ -74,4 +125,8 @@ class FeeScheduleLoader(DependencyProvider):
         finally:
             engine.dispose()
         if added:
+            self.schedule.invalidate()
             log.info("fee schedule: %d new price(s) loaded", added)
+
+    def get_dependency(self, worker_ctx):
+        return self.schedule

@@ -1,5 +1,6 @@
-"""What crosses billing's boundary: validated inputs, the facts read from
-other services' events, and the shapes returned."""
+"""What crosses billing's boundary: validated inputs and the shapes
+returned. (The facts read from other services' events are their producers'
+contracts, ``services/<producer>/events.py``.)"""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ from datetime import date, datetime, timezone
 from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from common.events import iso
 from common.validation import Schema, require_offset
@@ -15,10 +16,6 @@ from services.billing.models import Payment, Refund
 
 # A card number must never be stored; a processor's reference never looks like one.
 CARD_NUMBER = re.compile(r"^[\d\s-]{13,23}$")
-
-
-
-
 
 
 # ----------------------------------------------------------------- requests
@@ -111,79 +108,6 @@ class InvoiceFilter(Schema):
     overdue: bool | None = None
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0)
-
-
-# ----------------------------------------------------- facts from events
-# Events may gain fields in later versions: unknown fields are ignored.
-
-class EventFacts(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class PatientFacts(EventFacts):
-    patient_id: str
-    mrn: str | None = None
-    given_name: str | None = None
-    family_name: str | None = None
-    date_of_birth: date | None = None
-    diagnosis_codes: list[str] = Field(default_factory=list)
-
-
-class ApprovalFacts(EventFacts):
-    patient_id: str
-    mrn: str | None = None
-    decided_at: datetime
-    decided_by: str | None = None
-    diagnosis_codes: list[str] = Field(default_factory=list)
-
-
-class SessionFacts(EventFacts):
-    """What billing reads from any session event."""
-
-    session_id: str
-    patient_id: str
-    appointment_id: str | None = None
-    route: str
-    drug: str
-    dose_mg: float | None = None
-    started_at: datetime | None = None
-    duration_minutes: int | None = Field(default=None, ge=0)
-
-
-class CompletedSessionFacts(SessionFacts):
-    ended_at: datetime | None = None
-    date_of_service: date
-    clinician_id: str | None = None
-
-    def minutes(self) -> int:
-        if self.duration_minutes is not None:
-            return self.duration_minutes
-        if self.started_at and self.ended_at:
-            return max(0, int((self.ended_at - self.started_at).total_seconds() // 60))
-        raise ValueError("duration_minutes or started_at and ended_at are needed")
-
-
-class AbortedSessionFacts(SessionFacts):
-    aborted_at: datetime
-    # The clinic's day of the session; events published before it was added
-    # fall back to the UTC day the session started.
-    date_of_service: date | None = None
-
-    def as_billable(self) -> CompletedSessionFacts:
-        """Billed like a completed session that ended when it was stopped."""
-        return CompletedSessionFacts(
-            session_id=self.session_id, patient_id=self.patient_id, appointment_id=self.appointment_id,
-            route=self.route, drug=self.drug, dose_mg=self.dose_mg, started_at=self.started_at,
-            ended_at=self.aborted_at, duration_minutes=self.duration_minutes,
-            date_of_service=self.date_of_service or self.started_at.astimezone(timezone.utc).date())
-
-
-class MissedAppointmentFacts(EventFacts):
-    appointment_id: str
-    patient_id: str
-    starts_at: datetime
-    # Only a cancellation flagged late is charged.
-    late: bool = False
 
 
 # ------------------------------------------------------------------ views

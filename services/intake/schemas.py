@@ -292,5 +292,3 @@ def intake_view(record: Patient) -> dict:
         "decided_by": case.decided_by, "decided_at": iso(case.decided_at),
         "decision_reason": case.decision_reason,
     }
-
-

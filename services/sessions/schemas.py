@@ -7,10 +7,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from common.events import iso
+from common.events import as_utc, iso
 from common.validation import Schema, require_offset
+from services.sessions import domain
 from services.sessions.models import (
-    Addendum, Appointment, MonitoringForm, PatientEligibility, Resource, SideEffect, TreatmentPlan, VitalsReading,
+    Addendum, Appointment, MonitoringForm, PatientEligibility, Resource, SessionRecord, SideEffect, TreatmentPlan,
+    VitalsReading,
 )
 
 RouteCode = Literal["iv_infusion", "im_injection", "intranasal_esketamine", "oral_sublingual"]
@@ -289,3 +291,40 @@ def form_view(form: MonitoringForm, today: date) -> dict:
             "overdue": form.submitted_at is None and form.due_on < today,
             "submitted_at": iso(form.submitted_at), "submitted_by": form.submitted_by,
             "confirmation": form.confirmation, "content": form.content}
+
+
+def checklist_facts(record: SessionRecord) -> dict:
+    return {"fasting_confirmed": record.fasting_confirmed, "escort_confirmed": record.escort_confirmed,
+            "weight_kg": record.weight_kg, "baseline_vitals": record.baseline_vitals,
+            "pre_phq9": record.pre_phq9, "mood_score": record.mood_score}
+
+
+def session_view(record: SessionRecord, readings: list[VitalsReading], effects, addenda,
+                 form: MonitoringForm | None) -> dict:
+    """The whole record: ``readings`` in time order, with its side effects,
+    addenda and REMS monitoring form (if any)."""
+    return {
+        "session_id": record.session_id, "appointment_id": record.appointment_id, "plan_id": record.plan_id,
+        "patient_id": record.patient_id, "status": record.status, "checked_in_at": iso(record.checked_in_at),
+        "checklist": {"fasting_confirmed": record.fasting_confirmed, "escort_confirmed": record.escort_confirmed,
+                      "weight_kg": record.weight_kg, "baseline_vitals": record.baseline_vitals,
+                      "pre_phq9": record.pre_phq9, "mood_score": record.mood_score,
+                      "missing": domain.missing_checklist_items(checklist_facts(record))},
+        "route": record.route, "drug": record.drug, "dose_mg": record.dose_mg, "lot_number": record.lot_number,
+        "started_at": iso(record.started_at), "ended_at": iso(record.ended_at),
+        "duration_minutes": domain.minutes_between(as_utc(record.started_at), as_utc(record.ended_at)),
+        "vitals": [reading_view(r) for r in readings],
+        "monitoring_gaps": [{"from": iso(a), "to": iso(b), "minutes": domain.minutes_between(a, b)}
+                            for a, b in domain.monitoring_gaps(
+                                as_utc(record.started_at), as_utc(record.ended_at),
+                                [as_utc(r.recorded_at) for r in readings])] if record.started_at else [],
+        "dissociation": {"scale": record.dissociation_scale, "score": record.dissociation_score},
+        "sedation_checked": record.sedation_checked,
+        "side_effects": [side_effect_view(e) for e in effects],
+        "discharged_at": iso(record.discharged_at), "discharge": record.discharge,
+        "aborted_at": iso(record.aborted_at), "abort_reason_code": record.abort_reason_code,
+        "abort_note": record.abort_note,
+        "signed_by": record.signed_by, "signed_at": iso(record.signed_at),
+        "addenda": [addendum_view(a) for a in addenda],
+        "monitoring_form_id": form.form_id if form else None,
+    }

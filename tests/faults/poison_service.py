@@ -6,14 +6,15 @@ import signal
 
 from common.handlers import consumes
 from common.service import ClinicService
+from services.sessions.events import SessionCompleted
 
 
 class PoisonProbe(ClinicService):
     name = "poison_probe"
 
-    @consumes("sessions", "session.completed")
+    @consumes(SessionCompleted)
     def on_session_completed(self, uow, event):
-        if event.data.get("poison"):
+        if event.data.session_id.startswith("poison"):
             os.kill(os.getpid(), signal.SIGKILL)
         with open(os.environ["POISON_PROBE_APPLIED"], "a") as applied:
             applied.write(event.event_id + "\n")

@@ -17,7 +17,8 @@ import cli
 from common.config import PROJECT_ROOT
 from common.deadletters import list_dead_letters
 from common.outbox import plumbing_metadata
-from tests.support.events import publish_event
+from services.sessions.events import SessionCompleted
+from tests.support.events import example_data, publish_event
 from tests.support.net import free_port
 from tests.support.ops import wait_until
 
@@ -94,7 +95,8 @@ def test_a_message_that_kills_its_process_is_dead_lettered_after_the_delivery_li
     amqp_uri, vhost = rabbit_config["AMQP_URI"], rabbit_config["vhost"]
     wait_until(lambda: consumers(rabbit_manager, vhost), timeout=60, message="the service consuming")
 
-    poison = publish_event(amqp_uri, "sessions", "session.completed", {"session_id": "s-1", "poison": True})
+    poison = publish_event(amqp_uri, "sessions", "session.completed",
+                           example_data(SessionCompleted, session_id="poison-1"))
 
     def dead_lettered():
         process.keep_alive()
@@ -108,7 +110,7 @@ def test_a_message_that_kills_its_process_is_dead_lettered_after_the_delivery_li
     assert process.deaths == DELIVERY_LIMIT + 1
 
     # The service moves on.
-    good = publish_event(amqp_uri, "sessions", "session.completed", {"session_id": "s-2"})
+    good = publish_event(amqp_uri, "sessions", "session.completed", example_data(SessionCompleted, session_id="s-2"))
 
     def applied_good():
         process.keep_alive()

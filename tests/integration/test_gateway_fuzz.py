@@ -3,6 +3,9 @@ requests from the OpenAPI document (bodies, query strings, headers; both
 valid and deliberately invalid ones) for every route, sent with a valid
 token of every role the route admits, at path ids that exist and at ones
 that do not. Bad input must be answered with a 4xx: no answer is a 5xx.
+Every answer must match the document: its status is declared, its body
+validates against the declared schema (the output models' components, the
+Problem) and its content type is the declared one.
 
 Bounded to stay within the suite's budget: a fixed number of examples per
 route and kind, derandomised so a run is repeatable. FUZZ_EXAMPLES raises
@@ -19,6 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from nameko.standalone.rpc import ClusterRpcProxy
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance, response_schema_conformance, status_code_conformance)
 
 from gateway.http import ROUTES
 from gateway.service import GatewayService
@@ -98,12 +103,16 @@ def roles_of(method: str, path: str) -> list[str]:
     return sorted(set(spec.roles) | {"admin"})
 
 
+CONFORMANCE = [response_schema_conformance, content_type_conformance, status_code_conformance]
+
+
 @pytest.mark.timeout(600)  # about a minute alone; the suite's 120 s would be tight on a busy machine
-def test_no_generated_request_is_answered_with_a_server_error(clinic, databases):
+def test_no_generated_request_is_answered_with_a_server_error_and_every_answer_matches_the_document(clinic, databases):
     rpc, api, base_url = clinic
     ids = records_to_aim_at(rpc, api, databases)
     schema = schemathesis.openapi.from_dict(api.get("/api/v1/openapi.json").json())
     server_errors: list[str] = []
+    nonconforming: dict[str, str] = {}
     sent = 0
     for found in schema.get_all_operations():
         operation = found.ok()
@@ -124,6 +133,12 @@ def test_no_generated_request_is_answered_with_a_server_error(clinic, databases)
                 if response.status_code >= 500:
                     server_errors.append(f"{response.status_code} {case.method} {case.formatted_path} as {role}: "
                                          f"{response.text[:200]}\n  {case.as_curl_command()}")
+                else:
+                    try:
+                        case.validate_response(response, checks=CONFORMANCE)
+                    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected per route and status
+                        nonconforming.setdefault(f"{case.method} {operation.path} {response.status_code}",
+                                                 f"{str(exc)[:600]}\n  {response.text[:300]}")
                 eventlet.sleep(0)
 
             try:
@@ -133,3 +148,5 @@ def test_no_generated_request_is_answered_with_a_server_error(clinic, databases)
                     raise
     assert sent > len(ROUTES) * EXAMPLES
     assert server_errors == [], f"{len(server_errors)} of {sent} requests got a 5xx:\n" + "\n".join(server_errors[:20])
+    assert nonconforming == {}, f"{len(nonconforming)} answers do not match the document:\n" + "\n".join(
+        f"{where}: {why}" for where, why in list(nonconforming.items())[:20])

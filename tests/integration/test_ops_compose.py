@@ -36,7 +36,7 @@ def test_docker_compose_refuses_to_start_without_the_secrets(tmp_path):
     empty.write_text("")
     result = docker_compose("--env-file", str(empty), "config", "-q", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode != 0
-    assert "PASSWORD" in result.stderr or "GATEWAY_TOKENS" in result.stderr
+    assert "PASSWORD" in result.stderr or "OIDC_" in result.stderr
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
@@ -105,7 +105,7 @@ def test_configuration_comes_from_the_environment_and_every_required_variable_is
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                    if line and not line.startswith("#"))
     assert required <= set(example), required - set(example)
-    assert {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "GATEWAY_TOKENS"} <= required
+    assert {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "OIDC_ISSUER", "OIDC_AUDIENCE"} <= required
     services = compose()["services"]
     assert not [name for name, entry in services.items() if "env_file" in entry]
     for name, entry in services.items():
@@ -164,4 +164,7 @@ def test_the_shared_settings_reach_every_container():
     for name in SERVICES:
         assert shared <= set(compose()["services"][name]["environment"]), name
     gateway = set(compose()["services"]["gateway"]["environment"])
-    assert variables["GATEWAY_TOKENS"] | variables["SERVICE_HEALTH_URLS"] <= gateway
+    oidc = {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_ROLES_CLAIM", "OIDC_ROLE_MAP", "OIDC_USER_CLAIM",
+            "OIDC_JWKS_REFRESH_SECONDS"}
+    assert set().union(*(variables[key] for key in oidc)) <= gateway
+    assert variables["CORS_ORIGINS"] | variables["GATEWAY_TOKENS"] | variables["SERVICE_HEALTH_URLS"] <= gateway

@@ -23,7 +23,9 @@ from common.observability import DEAD_LETTERS, ENTRYPOINT_CALLS
 from common.outbox import plumbing_metadata
 from common.queues import consumer_queue_arguments, dead_letter_queue_for
 from common.service import ClinicService
-from tests.support.events import publish_event, republish
+from services.intake.events import IntakeDeclined, PatientRegistered
+from services.sessions.events import SessionCompleted
+from tests.support.events import example_data, publish_event, republish
 from tests.support.ops import wait_until
 
 HANDLER = "ops_probe.on_patient_registered"
@@ -40,17 +42,17 @@ class ProbeService(ClinicService):
     """A consumer of other services' events that exists only in this test."""
     name = "ops_probe"
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         if Downstream.broken:
             raise RuntimeError("the accounting export has a bug")
         Downstream.applied.append(event.event_id)
 
-    @consumes("intake", "intake.declined")
+    @consumes(IntakeDeclined)
     def on_intake_declined(self, uow, event):
         raise Conflict("declined before it was submitted")  # a deterministic rejection
 
-    @consumes("sessions", "session.completed")
+    @consumes(SessionCompleted)
     def on_session_completed(self, uow, event):
         Downstream.applied.append(event.event_id)
 
@@ -102,7 +104,8 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replayed_once_fixed
     counted = DEAD_LETTERS.labels("ops_probe", HANDLER)._value.get()
     retrying, errors = calls("on_patient_registered", "retrying"), calls("on_patient_registered", "error")
     Downstream.broken = True
-    body = publish_event(amqp_uri, "intake", "patient.registered", {"patient_id": "p-1", "mrn": "MRN000001"})
+    body = publish_event(amqp_uri, "intake", "patient.registered",
+                         example_data(PatientRegistered, patient_id="p-1", mrn="MRN000001"))
 
     [letter] = wait_until(lambda: dead_letters(amqp_uri), message="a dead letter")
     assert letter["reason"] == "gave-up"
@@ -139,7 +142,7 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replayed_once_fixed
     # The same event again (a broker redelivery, a second replay) changes nothing.
     republish(amqp_uri, body)
     assert cli.main(["dead-letters", "replay", "--handler", HANDLER]) == cli.EXIT_FAILURE  # nothing matched
-    publish_event(amqp_uri, "intake", "patient.registered", {"patient_id": "p-2"})
+    publish_event(amqp_uri, "intake", "patient.registered", example_data(PatientRegistered, patient_id="p-2"))
     wait_until(lambda: len(Downstream.applied) == 2, message="the next event applied")
     assert Downstream.applied[0] == body["event_id"] and body["event_id"] not in Downstream.applied[1:]
 
@@ -150,8 +153,8 @@ def test_a_rejection_is_dead_lettered_at_once_counted_rejected_and_replay_picks_
     rejected_before = calls("on_intake_declined", "rejected")
     ok_before = calls("on_intake_declined", "ok")
     Downstream.broken = True
-    failing = publish_event(amqp_uri, "intake", "patient.registered", {"patient_id": "p-3"})
-    rejected = publish_event(amqp_uri, "intake", "intake.declined", {"patient_id": "p-4"})
+    failing = publish_event(amqp_uri, "intake", "patient.registered", example_data(PatientRegistered, patient_id="p-3"))
+    rejected = publish_event(amqp_uri, "intake", "intake.declined", example_data(IntakeDeclined, patient_id="p-4"))
     wait_until(lambda: len(dead_letters(amqp_uri)) == 2, message="two dead letters")
     by_handler = {letter["handler"]: letter for letter in dead_letters(amqp_uri)}
     assert by_handler["ops_probe.on_intake_declined"]["reason"] == "rejected"
@@ -196,7 +199,7 @@ def test_an_undecodable_message_is_dead_lettered_as_it_came_and_never_logged(
     assert "Ana Lopez" not in logged and "[[[[" not in logged and "ketamine" not in logged
 
     # The queue moves on: the next event is applied.
-    good = publish_event(amqp_uri, "sessions", "session.completed", {"session_id": "s-1"})
+    good = publish_event(amqp_uri, "sessions", "session.completed", example_data(SessionCompleted, session_id="s-1"))
     wait_until(lambda: Downstream.applied == [good["event_id"]], message="the next event applied")
 
 
@@ -255,7 +258,7 @@ def test_a_letter_past_the_delivery_limit_is_listed_replayed_and_discarded(rabbi
 
 def test_discard_is_audited_in_the_log_with_ids_only(probe, rabbit_config, caplog, capsys):
     amqp_uri = rabbit_config["AMQP_URI"]
-    rejected = publish_event(amqp_uri, "intake", "intake.declined", {"patient_id": "p-9"})
+    rejected = publish_event(amqp_uri, "intake", "intake.declined", example_data(IntakeDeclined, patient_id="p-9"))
     [letter] = wait_until(lambda: dead_letters(amqp_uri), message="a dead letter")
     caplog.set_level(logging.INFO, logger="common.deadletters")
     assert cli.main(["dead-letters", "discard", "--event-id", rejected["event_id"], "--actor", "admin",

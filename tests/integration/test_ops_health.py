@@ -13,10 +13,11 @@ from gateway.service import GatewayService
 from services.intake.service import IntakeService
 from tests.conftest import web_address
 from tests.support.intake import PATIENT
-from tests.support.ops import ThreadedProxy, sample, scrape, wait_until
+from tests.support.ops import sample, scrape, wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 
-def proxied(url: str, proxy: ThreadedProxy) -> str:
+def proxied(url: str, proxy: TcpProxy) -> str:
     port = urlsplit(url).port
     return url.replace(f":{port}/", f":{proxy.port}/", 1)
 
@@ -24,13 +25,12 @@ def proxied(url: str, proxy: ThreadedProxy) -> str:
 @pytest.fixture
 def proxies(rabbit_config, databases):
     broker, database = urlsplit(rabbit_config["AMQP_URI"]), urlsplit(databases["intake"])
-    made = {"broker": ThreadedProxy(broker.hostname, broker.port).start(),
-            "database": ThreadedProxy(database.hostname, database.port).start()}
+    made = {"broker": TcpProxy(broker.hostname, broker.port).start(),
+            "database": TcpProxy(database.hostname, database.port).start()}
     yield made
     # Mended before the containers stop, so they shut down cleanly.
     for proxy in made.values():
-        if not proxy.running:
-            proxy.restore()
+        proxy.stop_later(30)
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_readiness_follows_the_database_and_the_broker(intake, gateway, proxies,
                                    "checks": {"database": "ok", "broker": "ok"}})
     assert aggregate(gateway) == (200, {"status": "ok", "services": {"intake": "ready"}})
 
-    proxies[outage].cut()
+    proxies[outage].down()
     status, body = ready(intake)
     assert status == 503 and body["status"] == "not_ready"
     assert body["checks"] == {"database": "ok", "broker": "ok", outage: "unreachable"}
@@ -71,7 +71,7 @@ def test_readiness_follows_the_database_and_the_broker(intake, gateway, proxies,
     assert httpx.get(f"{web_address(intake)}/health", timeout=5).status_code == 200
     assert aggregate(gateway) == (503, {"status": "degraded", "services": {"intake": "not_ready"}})
 
-    proxies[outage].restore()
+    proxies[outage].forward()
     wait_until(lambda: ready(intake)[0] == 200, timeout=20, message=f"ready again after the {outage} is back")
     assert aggregate(gateway)[0] == 200
     # And it works again, not merely answers: the pool and the consumers reconnected.

@@ -10,6 +10,7 @@ from common.handlers import consumes, rpc
 from common.outbox import plumbing_metadata
 from common.queues import DEAD_LETTER_QUEUE, QueueTypeMismatch, consumer_queue_arguments, queue_type
 from common.service import ClinicService
+from services.intake.events import PatientRegistered
 
 EVENT_QUEUE = "evt-intake-patient.registered--queue_probe.on_patient_registered"
 
@@ -17,7 +18,7 @@ EVENT_QUEUE = "evt-intake-patient.registered--queue_probe.on_patient_registered"
 class QueueProbe(ClinicService):
     name = "queue_probe"
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         pass
 

@@ -79,3 +79,60 @@ def republish(amqp_uri: str, body: dict) -> None:
     from common.outbox import EventPublisher
 
     EventPublisher(amqp_uri, body["producer"]).publish(body["type"], body)
+
+
+# Values that other fields' plain strings would not be (a route billing
+# prices, a time zone notifications can read).
+_EXAMPLE_STRINGS = {
+    "route": "iv_infusion", "drug": "ketamine", "time_zone": "America/New_York", "sex": "female",
+    "currency": "USD", "mrn": "MRN0000042", "given_name": "Ana", "family_name": "Lopez",
+    "phone": "+14155550123", "email": "ana@example.com", "number": "INV-000042", "reason_code": "other",
+    "cancelled_by_role": "front_desk", "band": "moderate", "instrument": "phq9",
+}
+
+
+def example_data(contract, **overrides) -> dict:
+    """Valid ``data`` for an event contract, every field given (as its
+    producer would send it), with ``overrides`` on top: for tests that drive
+    a consumer and care about a few fields only."""
+    return {**_example_of(contract), **overrides}
+
+
+def _example_of(model) -> dict:
+    from common.events import iso, utcnow
+
+    def value(name, annotation):
+        import types
+        import typing
+        from datetime import date, datetime
+
+        from pydantic import BaseModel
+
+        while typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            return value(name, next(a for a in typing.get_args(annotation) if a is not type(None)))
+        if origin is typing.Literal:
+            return typing.get_args(annotation)[0]
+        if origin is list:
+            [item] = typing.get_args(annotation)
+            return [value(name, item)] if isinstance(item, type) and issubclass(item, BaseModel) else (
+                [value(name, item)] if item is not str else [f"{name}-1"])
+        if origin is dict:
+            return {"phq9": value(name, typing.get_args(annotation)[1])}
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return _example_of(annotation)
+        if annotation is datetime:
+            return iso(utcnow())
+        if annotation is date:
+            return utcnow().date().isoformat()
+        if annotation is bool:
+            return False
+        if annotation is int:
+            return 1
+        if annotation is float:
+            return 1.0
+        return _EXAMPLE_STRINGS.get(name, f"{name}-1")
+
+    return {name: value(name, info.annotation) for name, info in model.model_fields.items()}

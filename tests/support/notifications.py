@@ -191,4 +191,4 @@ def register_patient(amqp_uri: str, patient_id: str, consents=("email", "sms"), 
 def appointment_facts(patient_id: str, appointment_id: str, starts_in_seconds: float) -> dict:
     return {"patient_id": patient_id, "appointment_id": appointment_id, "plan_id": "plan-1", "kind": "induction",
             "sequence": 1, "starts_at": iso_in(starts_in_seconds), "ends_at": iso_in(starts_in_seconds + 3600),
-            "route": "iv_infusion", "chair_id": "chair-2", "clinician_id": "dr.who"}
+            "route": "iv_infusion", "chair_id": "chair-2", "clinician_id": "dr.who", "course_id": None}

@@ -4,6 +4,7 @@ broker) to make the faults a network makes:
 - ``forward()``: bytes flow both ways; new connections reach the server;
 - ``refuse()``: nothing listens, so a new connection is refused at once;
 - ``cut()``: every open connection is dropped (reset), as when the server dies;
+- ``down()``: both of those, as when the server process stops;
 - ``blackhole()``: new connections are accepted and never answered, and open
   ones stop moving bytes, as when a firewall or a hung host swallows
   packets. Nothing is thrown away: what the client sent is held, and reaches
@@ -24,6 +25,8 @@ import struct
 import eventlet
 import eventlet.patcher
 
+from tests.support.net import free_port
+
 _socket = eventlet.patcher.original("socket")
 _select = eventlet.patcher.original("select")
 _threading = eventlet.patcher.original("threading")
@@ -31,12 +34,6 @@ _time = eventlet.patcher.original("time")
 
 FORWARD, REFUSE, BLACKHOLE = "forward", "refuse", "blackhole"
 POLL_SECONDS = 0.05
-
-
-def _free_port() -> int:
-    with _socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(condition, timeout: float) -> bool:
@@ -67,7 +64,7 @@ class _Link:
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, lifetime: float = 300.0):
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = free_port()
         self.mode = FORWARD
         self.lifetime = lifetime
         self.links: list[_Link] = []
@@ -103,6 +100,11 @@ class TcpProxy:
     def refuse(self) -> None:
         self.mode = REFUSE
         self._close_listener()
+
+    def down(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        self.refuse()
+        self.cut()
 
     def blackhole(self) -> None:
         self.mode = BLACKHOLE

@@ -5,6 +5,7 @@ from the fee schedule."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, timezone
 
 import sqlalchemy as sa
@@ -15,6 +16,8 @@ from common.events import as_utc, utcnow
 from common.handlers import consumes, rpc
 from common.validation import parse, require_id
 from services.billing import domain, schemas
+from services.intake.events import IntakeApproved
+from services.sessions.events import AppointmentCancelled, AppointmentNoShow, SessionAborted, SessionCompleted
 from services.billing.capabilities.ledger import NEVER, Ledger, page
 from services.billing.models import Charge, FeePrice, Package, PackageUse, RecordAccess, new_id
 
@@ -27,10 +30,10 @@ class Charging(Ledger):
 
     # ------------------------------------------------- facts from intake
 
-    @consumes("intake", "intake.approved")
+    @consumes(IntakeApproved)
     def on_intake_approved(self, uow, event):
         """The initial consultation (90791) on the day of the decision."""
-        facts = parse(schemas.ApprovalFacts, event.data)
+        facts = event.data
         patient = self._patient_copy(uow.session, facts.patient_id)
         if as_utc(patient.diagnoses_as_of or NEVER) < event.occurred_at:
             patient.diagnosis_codes = [code.upper() for code in facts.diagnosis_codes]
@@ -44,29 +47,28 @@ class Charging(Ledger):
 
     # ----------------------------------------------- facts from sessions
 
-    @consumes("sessions", "session.completed")
+    @consumes(SessionCompleted)
     def on_session_completed(self, uow, event):
-        self._charge_session(uow.session, parse(schemas.CompletedSessionFacts, event.data))
+        self._charge_session(uow.session, BillableSession.completed(event.data))
 
-    @consumes("sessions", "session.aborted")
+    @consumes(SessionAborted)
     def on_session_aborted(self, uow, event):
         """A session stopped early is billed for what was given; one stopped
         before dosing is not billed at all."""
-        facts = parse(schemas.AbortedSessionFacts, event.data)
+        facts = event.data
         if facts.dose_mg is None or facts.started_at is None:
             return
-        self._charge_session(uow.session, facts.as_billable())
+        self._charge_session(uow.session, BillableSession.aborted(facts))
 
-    @consumes("sessions", "appointment.cancelled")
+    @consumes(AppointmentCancelled)
     def on_appointment_cancelled(self, uow, event):
-        facts = parse(schemas.MissedAppointmentFacts, event.data)
-        if facts.late:
-            self._appointment_fee(uow.session, facts, "late_cancellation", self.settings.rules.late_cancellation_code)
+        if event.data.late:
+            self._appointment_fee(uow.session, event.data, "late_cancellation",
+                                  self.settings.rules.late_cancellation_code)
 
-    @consumes("sessions", "appointment.no_show")
+    @consumes(AppointmentNoShow)
     def on_appointment_no_show(self, uow, event):
-        facts = parse(schemas.MissedAppointmentFacts, event.data)
-        self._appointment_fee(uow.session, facts, "no_show", self.settings.rules.no_show_code)
+        self._appointment_fee(uow.session, event.data, "no_show", self.settings.rules.no_show_code)
 
     # ------------------------------------------------ charges by hand
 
@@ -132,16 +134,12 @@ class Charging(Ledger):
 
     # ----------------------------------------------------------- helpers
 
-    def _charge_session(self, session, facts: schemas.CompletedSessionFacts) -> None:
+    def _charge_session(self, session, facts: "BillableSession") -> None:
         # A replay under a new event id must not bill the session again.
         if self._already_charged(session, "session", facts.session_id):
             return
-        try:
-            minutes = facts.minutes()
-        except ValueError as exc:
-            raise field_error("duration_minutes", str(exc)) from None
         lines = domain.session_lines(
-            domain.CompletedSession(facts.route, facts.drug, facts.dose_mg, minutes), self.settings.rules)
+            domain.CompletedSession(facts.route, facts.drug, facts.dose_mg, facts.minutes), self.settings.rules)
         package = self._covering_package(session, facts.patient_id, facts.route)
         charges = self._raise_charges(
             session, facts.patient_id, lines, on=facts.date_of_service, source="session",
@@ -207,3 +205,32 @@ class Charging(Ledger):
 def package_balance(package: Package) -> domain.PackageBalance:
     return domain.PackageBalance(package.sessions_total, package.sessions_used,
                                  domain.PackageStatus(package.status), package.route)
+
+
+@dataclass(frozen=True)
+class BillableSession:
+    """What billing charges for a session, from either way it ended."""
+
+    session_id: str
+    patient_id: str
+    appointment_id: str | None
+    route: str
+    drug: str
+    dose_mg: float | None
+    minutes: int
+    date_of_service: date
+    clinician_id: str | None = None
+
+    @classmethod
+    def completed(cls, facts: SessionCompleted) -> "BillableSession":
+        return cls(facts.session_id, facts.patient_id, facts.appointment_id, facts.route, facts.drug,
+                   facts.dose_mg, facts.duration_minutes, facts.date_of_service, facts.clinician_id)
+
+    @classmethod
+    def aborted(cls, facts: SessionAborted) -> "BillableSession":
+        """Billed like a completed session that ended when it was stopped."""
+        minutes = facts.duration_minutes
+        if minutes is None:
+            minutes = max(0, int((facts.aborted_at - facts.started_at).total_seconds() // 60))
+        return cls(facts.session_id, facts.patient_id, facts.appointment_id, facts.route, facts.drug,
+                   facts.dose_mg, minutes, facts.date_of_service)

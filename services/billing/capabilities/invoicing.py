@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from common import idempotency
 from common.database import insert_ignoring_duplicates
+from common.etag import check_if_match
 from common.errors import ValidationFailed, field_error
-from common.events import iso, utcnow
+from common.events import utcnow
 from common.handlers import rpc
 from common.service import configured_timer
 from common.validation import parse, require_id
-from services.billing import domain, fhir, schemas
+from services.billing import domain, events, fhir, schemas
 from services.billing.capabilities.ledger import OPEN_INVOICE, Ledger, page
 from services.billing.models import (
     Charge, FeePrice, Invoice, InvoiceCounter, InvoiceLine, OverdueNotice, Payment, RecordAccess,
@@ -77,10 +78,9 @@ class Invoicing(Ledger):
                 charge.status, charge.invoice_id = "invoiced", invoice.invoice_id
             session.flush()
             session.refresh(invoice)
-            uow.emit("invoice.issued", {
-                "patient_id": patient_id, "invoice_id": invoice.invoice_id, "number": invoice.display_number,
-                "total_cents": total, "currency": invoice.currency, "due_date": invoice.due_date.isoformat(),
-                "issued_at": iso(now)})
+            uow.emit(events.InvoiceIssued(
+                patient_id=patient_id, invoice_id=invoice.invoice_id, number=invoice.display_number,
+                total_cents=total, currency=invoice.currency, due_date=invoice.due_date, issued_at=now))
             covered = defaultdict(int)
             for charge in charges:
                 if charge.package_id:
@@ -129,13 +129,14 @@ class Invoicing(Ledger):
             return page(session, query.order_by(Invoice.number.desc()), search, schemas.invoice_summary)
 
     @rpc
-    def void_invoice(self, invoice_id, void):
+    def void_invoice(self, invoice_id, void, if_match=None):
         """Void with a reason; the invoice and its number stay, its charges
         are open again to be corrected and re-invoiced."""
         given = parse(schemas.VoidInput, void)
         with self.db.unit_of_work() as uow:
             session = uow.session
             invoice = self._lock(session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+            check_if_match(if_match, schemas.invoice_detail(session, invoice))
             payments = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.invoice_id)).scalars().all()
             money = sum(p.amount_cents - p.refunded_cents for p in payments
                         if p.method != domain.PaymentMethod.PACKAGE_CREDIT.value)
@@ -168,13 +169,12 @@ class Invoicing(Ledger):
             ).scalars().all()
             for invoice in invoices:
                 uow.session.add(OverdueNotice(invoice_id=invoice.invoice_id, due_date=invoice.due_date))
-                uow.emit("invoice.overdue", {
-                    "patient_id": invoice.patient_id, "invoice_id": invoice.invoice_id,
-                    "number": invoice.display_number, "currency": invoice.currency,
-                    "balance_cents": domain.invoice_balance(
+                uow.emit(events.InvoiceOverdue(
+                    patient_id=invoice.patient_id, invoice_id=invoice.invoice_id,
+                    number=invoice.display_number, currency=invoice.currency,
+                    balance_cents=domain.invoice_balance(
                         invoice.total_cents, invoice.adjustment_cents, invoice.paid_cents),
-                    "due_date": invoice.due_date.isoformat(),
-                    "days_overdue": domain.days_overdue(invoice.due_date, today)})
+                    due_date=invoice.due_date, days_overdue=domain.days_overdue(invoice.due_date, today)))
         if invoices:
             log.info("%d invoice(s) newly overdue", len(invoices))
         return len(invoices)

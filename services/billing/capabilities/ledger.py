@@ -11,12 +11,12 @@ import sqlalchemy as sa
 
 from common.database import ServiceDatabase, insert_ignoring_duplicates
 from common.errors import NotFound, field_error
-from common.events import iso, utcnow
+from common.events import utcnow
 from common.validation import require_id
-from services.billing import domain
-from services.billing.dependencies import Settings
+from services.billing import domain, events
+from services.billing.dependencies import FeeSchedule, Settings, StoredPrice
 from services.billing.models import (
-    BillingPatient, Charge, FeePrice, Invoice, Payment, Refund,
+    BillingPatient, Charge, Invoice, Payment, Refund,
 )
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,13 @@ OPEN_INVOICE = (domain.InvoiceStatus.ISSUED.value, domain.InvoiceStatus.PARTIALL
 
 
 class Ledger:
-    """Declared on ``BillingService``: ``db`` (the service's database) and
-    ``settings`` (the clinic and its billing rules)."""
+    """Declared on ``BillingService``: ``db`` (the service's database),
+    ``settings`` (the clinic and its billing rules) and ``fee_schedule``
+    (the stored prices)."""
 
     db: ServiceDatabase
     settings: Settings
+    fee_schedule: FeeSchedule
 
     # ------------------------------------------------------------ records
 
@@ -59,8 +61,8 @@ class Ledger:
 
     # ------------------------------------------------------------ charges
 
-    def _price(self, session, code: str, on: date) -> FeePrice:
-        rows = session.execute(sa.select(FeePrice).where(FeePrice.code == code)).scalars().all()
+    def _price(self, session, code: str, on: date) -> StoredPrice:
+        rows = self.fee_schedule.prices(session, code)
         if not rows:
             raise field_error("code", f"{code} is not in the fee schedule")
         chosen = domain.price_on([domain.Price(r.code, r.effective_from, r.price_cents, r.currency, r.description)
@@ -72,14 +74,15 @@ class Ledger:
         charges = []
         for line in lines:
             price = self._price(session, line.code, on)
-            charge = Charge(
+            charges.append(Charge(
                 patient_id=patient_id, code=line.code, description=price.description, units=line.units,
                 unit_price_cents=price.price_cents, amount_cents=domain.line_amount(line.units, price.price_cents),
                 currency=price.currency, date_of_service=on, source=source, source_ref=source_ref,
                 appointment_id=appointment_id, session_id=session_id, clinician_id=clinician_id,
-                status="open", created_by=actor)
-            session.add(charge)
-            charges.append(charge)
+                status="open", created_by=actor))
+        # Added together, flushed as one multi-row INSERT (the ids are made
+        # here, so nothing has to come back row by row).
+        session.add_all(charges)
         session.flush()
         return charges
 
@@ -91,10 +94,10 @@ class Ledger:
         uow.session.add(payment)
         invoice.paid_cents += payment.amount_cents
         uow.session.flush()
-        uow.emit("payment.received", {
-            "patient_id": invoice.patient_id, "payment_id": payment.payment_id, "invoice_id": invoice.invoice_id,
-            "amount_cents": payment.amount_cents, "currency": payment.currency, "method": payment.method,
-            "received_at": iso(payment.received_at)})
+        uow.emit(events.PaymentReceived(
+            patient_id=invoice.patient_id, payment_id=payment.payment_id, invoice_id=invoice.invoice_id,
+            number=invoice.display_number, amount_cents=payment.amount_cents, currency=payment.currency, method=payment.method,
+            received_at=payment.received_at))
         self._settle(uow, invoice)
         log.info("payment %s recorded on invoice %s", payment.payment_id, invoice.invoice_id)
         return payment
@@ -108,10 +111,10 @@ class Ledger:
         invoice.paid_cents -= amount
         uow.session.flush()
         # The reason is staff free text: it stays in billing.
-        uow.emit("refund.issued", {
-            "patient_id": invoice.patient_id, "refund_id": refund.refund_id, "payment_id": payment.payment_id,
-            "invoice_id": invoice.invoice_id, "amount_cents": amount, "currency": invoice.currency,
-            "issued_at": iso(refund.issued_at)})
+        uow.emit(events.RefundIssued(
+            patient_id=invoice.patient_id, refund_id=refund.refund_id, payment_id=payment.payment_id,
+            invoice_id=invoice.invoice_id, amount_cents=amount, currency=invoice.currency,
+            issued_at=refund.issued_at))
         log.info("refund %s issued on payment %s", refund.refund_id, payment.payment_id)
         return refund
 
@@ -120,10 +123,10 @@ class Ledger:
         was_paid = invoice.status == domain.InvoiceStatus.PAID.value
         self._settle_status(invoice)
         if invoice.status == domain.InvoiceStatus.PAID.value and not was_paid:
-            uow.emit("invoice.paid", {
-                "patient_id": invoice.patient_id, "invoice_id": invoice.invoice_id,
-                "number": invoice.display_number, "total_cents": invoice.total_cents,
-                "currency": invoice.currency, "paid_at": iso(invoice.paid_at)})
+            uow.emit(events.InvoicePaid(
+                patient_id=invoice.patient_id, invoice_id=invoice.invoice_id,
+                number=invoice.display_number, total_cents=invoice.total_cents,
+                currency=invoice.currency, paid_at=invoice.paid_at))
 
     @staticmethod
     def _settle_status(invoice: Invoice) -> None:

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from common.events import as_utc
 from common.handlers import consumes, rpc
-from common.validation import paging, parse, require_id
-from services.billing import schemas
+from common.validation import paging, require_id
+from services.intake.events import PatientRegistered, PatientUpdated
 from services.billing.capabilities.ledger import NEVER, Ledger
 from services.billing.models import RecordAccess
 
 
 class Patients(Ledger):
 
-    @consumes("intake", "patient.registered")
+    @consumes(PatientRegistered)
     def on_patient_registered(self, uow, event):
         self._remember_patient(uow.session, event)
 
-    @consumes("intake", "patient.updated")
+    @consumes(PatientUpdated)
     def on_patient_updated(self, uow, event):
         self._remember_patient(uow.session, event)
 
@@ -28,7 +28,7 @@ class Patients(Ledger):
             return RecordAccess.trail(session, require_id(patient_id, "patient_id"), *paging(limit, offset))
 
     def _remember_patient(self, session, event) -> None:
-        facts = parse(schemas.PatientFacts, event.data)
+        facts = event.data
         record = self._patient_copy(session, facts.patient_id)
         if as_utc(record.facts_as_of) >= event.occurred_at:
             return  # an older fact arriving late

@@ -1,1 +1,3 @@
-"""Intake's entrypoints by capability, composed in ``services/intake/service.py``."""
+"""Intake's entrypoints, one class per capability, composed into
+``IntakeService`` in ``services/intake/service.py``. What several
+capabilities share is in ``records``."""

@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from common import idempotency, self_report_links as links
 from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
-from services.intake import domain
+from services.intake import domain, events
 from services.intake.models import Patient, QuestionnaireResponse, RecordAccess, SelfReportRequest, new_id
-from services.intake.schemas import Schema, questionnaire_view
+from common.validation import Schema
+from services.intake.schemas import questionnaire_view
+from services.intake.capabilities.records import Records
 
 # Who the audit trail names for what the patient does through the link.
 PATIENT_BY_LINK = "patient (self-report link)"
@@ -25,9 +27,8 @@ PATIENT_BY_LINK = "patient (self-report link)"
 SELF_REPORT_SOURCE = "self_report"
 
 
-class SelfReport:
-    """Mixed into the intake service, whose ``db``, ``config``, ``rules`` and
-    ``_patient`` it uses."""
+class SelfReport(Records):
+    """Also uses the service's ``config`` (its SELF_REPORT section)."""
 
     @rpc
     def request_self_report(self, patient_id, questionnaire, channel="any", idempotency_key=None):
@@ -50,10 +51,10 @@ class SelfReport:
             uow.session.add(request)
             uow.session.flush()
             RecordAccess.record(uow, record.patient_id, "self_report_requested")
-            uow.emit("self_report.requested", {
-                "patient_id": record.patient_id, "request_id": request.request_id, "channel": channel,
-                "expires_at": iso(request.expires_at),
-            })
+            uow.emit(events.SelfReportRequested(
+                patient_id=record.patient_id, request_id=request.request_id, channel=channel,
+                expires_at=request.expires_at,
+            ))
             return claim.remember(_request_view(request, record.patient_id))
 
     @rpc
@@ -117,15 +118,15 @@ class SelfReport:
             RecordAccess.record(uow, patient_id, "self_report_submitted")
             mrn = f"MRN{request.patient_number:07d}"
             if flags:
-                uow.emit("patient.risk_flagged", {
-                    "patient_id": patient_id, "mrn": mrn, "flags": list(flags), "instrument": score.instrument,
-                    "band": score.band, "response_id": entry.response_id,
-                })
-            uow.emit("self_report.completed", {
-                "patient_id": patient_id, "request_id": request.request_id, "response_id": entry.response_id,
-                "instrument": score.instrument, "total": score.total, "band": score.band,
-                "previous_total": previous, "risk_flags": list(flags), "completed_at": iso(now),
-            })
+                uow.emit(events.PatientRiskFlagged(
+                    patient_id=patient_id, mrn=mrn, flags=list(flags), instrument=score.instrument,
+                    band=score.band, response_id=entry.response_id,
+                ))
+            uow.emit(events.SelfReportCompleted(
+                patient_id=patient_id, request_id=request.request_id, response_id=entry.response_id,
+                instrument=score.instrument, total=score.total, band=score.band,
+                previous_total=previous, risk_flags=list(flags), completed_at=now,
+            ))
             return {"status": "submitted", "response": questionnaire_view(entry)}
 
     def _request_by_token(self, session, token, lock=False):

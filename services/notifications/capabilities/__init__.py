@@ -1,1 +1,3 @@
-"""Notifications' entrypoints by capability, composed in ``services/notifications/service.py``."""
+"""Notifications' entrypoints, one class per capability, composed into
+``NotificationsService`` in ``services/notifications/service.py``. What
+several capabilities share is in ``messages_owed``."""

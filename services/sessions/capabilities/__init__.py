@@ -1,1 +1,3 @@
-"""Sessions' entrypoints by capability, composed in ``services/sessions/service.py``."""
+"""Sessions' entrypoints, one class per capability, composed into
+``SessionsService`` in ``services/sessions/service.py``. What several
+capabilities share is in ``chart``."""

@@ -76,7 +76,9 @@ def test_session_completed_to_invoice_paid(billing, call, events, databases):
     paid = events.wait_for("invoice.paid")
     assert paid["data"]["invoice_id"] == invoice["invoice_id"] and paid["data"]["total_cents"] == 43500
     received = events.wait_for("payment.received", count=2)
-    assert {"payment_id", "invoice_id", "amount_cents", "currency", "method", "received_at"} <= set(received["data"])
+    assert {"payment_id", "invoice_id", "number", "amount_cents", "currency", "method", "received_at"} <= set(
+        received["data"])
+    assert received["data"]["number"] == invoice["number"]
     assert call("get_balance", pid)["balance_cents"] == 0
     assert [c["status"] for c in charges_of(call, pid)] == ["invoiced"] * 3
 
@@ -119,7 +121,7 @@ def test_a_no_show_for_a_session_that_took_place_is_not_charged(billing, call):
     pid, appointment = new_id(), new_id()
     # The no-show arrives first (a mistaken mark), then the session itself.
     publish(billing.config, "sessions", "appointment.no_show", {
-        "patient_id": pid, "appointment_id": appointment, "starts_at": "2026-11-20T15:00:00Z"})
+        "patient_id": pid, "appointment_id": appointment, "starts_at": "2026-11-20T15:00:00Z", "route": "iv_infusion"})
     wait_for_charges(call, pid, 1)
     publish(billing.config, "sessions", "session.completed", completed_session(pid, appointment_id=appointment))
     wait_until(lambda: len(charges_of(call, pid, status="void")) == 1)
@@ -227,7 +229,10 @@ def test_invoices_are_numbered_without_gaps_under_concurrency(billing, call):
     assert sorted(numbers) == [f"INV-{n:06d}" for n in range(1, 9)]
 
 
-def test_issued_invoices_keep_their_prices(billing, call, databases):
+def test_issued_invoices_keep_their_prices(start_service, databases):
+    # A price added behind the service's back is seen once its copy of the
+    # fee schedule is refreshed: here, at every use.
+    call = rpc_caller(start_service(BillingService, BILLING={"FEE_SCHEDULE_REFRESH_SECONDS": 0.001}))
     pid = new_id()
     call("add_charge", pid, {"code": "99214", "date_of_service": "2026-11-20"})
     invoice = call("issue_invoice", pid)

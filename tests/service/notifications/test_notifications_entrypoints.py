@@ -304,7 +304,7 @@ def test_every_access_to_a_patients_messages_is_audited(notifications, amqp, cal
 
 
 def test_a_display_name_that_names_treatment_is_warned_about_at_start(start_notifications, caplog):
-    with caplog.at_level(logging.WARNING, logger="services.notifications.service"):
+    with caplog.at_level(logging.WARNING, logger="services.notifications.dependencies"):
         start_notifications()
         assert not [r for r in caplog.records if "names treatment" in r.getMessage()]
         start_notifications(CLINIC_DISPLAY_NAME="Sunrise Ketamine Clinic")

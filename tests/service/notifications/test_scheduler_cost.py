@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from services.notifications.models import Message
-from services.notifications.service import due_messages
+from services.notifications.capabilities.delivery import due_messages
 
 
 def test_the_sweep_touches_only_due_rows(clean_databases):

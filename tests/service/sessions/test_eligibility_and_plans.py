@@ -47,7 +47,8 @@ def test_withdrawn_treatment_consent_stops_new_plans(call, deliver, patient_id, 
 
 def test_patient_details_follow_the_newest_event(call, deliver, patient_id):
     details = {"patient_id": patient_id, "mrn": "MRN0000042", "given_name": "Ana", "family_name": "Lopez",
-               "time_zone": "America/Los_Angeles"}
+               "date_of_birth": "1980-02-03", "sex": "female", "phone": None, "email": None,
+               "time_zone": "America/Los_Angeles", "diagnosis_codes": ["F33.2"]}
     deliver("patient.updated", {**details, "time_zone": "Europe/Paris", "changed": ["time_zone"]},
             "on_patient_updated", occurred_at=iso(NOW))
     deliver("patient.registered", details, "on_patient_registered", occurred_at=iso(NOW - timedelta(days=2)))

@@ -44,3 +44,25 @@ def test_a_new_effective_date_is_added_and_an_edited_price_is_not_applied(engine
     assert load_fee_schedule(engine, validate_fee_schedule(edited)) == 1
     assert stored(engine) == [("96365", date(2026, 1, 1), 30000), ("96365", date(2027, 1, 1), 32000)]
     assert "stored price stays" in caplog.text
+
+
+def test_the_fee_schedule_is_read_once_and_again_after_its_refresh_interval(tmp_path):
+    from sqlalchemy.orm import Session
+
+    from services.billing.dependencies import FeeSchedule
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'billing.sqlite3'}")
+    FeePrice.__table__.create(engine)
+    load_fee_schedule(engine, validate_fee_schedule(SCHEDULE))
+    reads = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: reads.append(args[2]))
+    schedule = FeeSchedule(refresh_seconds=3600)
+    with Session(engine) as session:
+        first = schedule.prices(session, "96365")
+        for _ in range(5):
+            assert schedule.prices(session, "96365") == first
+        assert schedule.prices(session, "NOPE") == []
+        assert len(reads) == 1
+        schedule.invalidate()  # what the loader does after adding prices
+        schedule.prices(session, "96365")
+        assert len(reads) == 2

@@ -10,7 +10,7 @@ from common.config import load_config
 from services.notifications.channels import ChannelSettings, Sender
 from services.notifications.domain import PATIENT_KINDS, Channel, Kind, treatment_words_in
 from services.notifications.rendering import available_templates, render, template_facts
-from services.notifications.service import Settings, warn_if_patient_facing_text_discloses_treatment
+from services.notifications.dependencies import Settings, warn_if_patient_facing_text_discloses_treatment
 from tests.unit.notifications.test_templates import CLINICAL_FACTS, FORBIDDEN, ORDINARY_FACTS
 
 OVERRIDES = ("CLINIC_NAME", "CLINIC_DISPLAY_NAME", "CLINIC_PHONE", "SMTP_FROM", "SMS_FROM")
@@ -71,7 +71,7 @@ def test_treatment_words_are_found_in_any_case(name, words):
 
 
 def test_a_disclosing_display_name_or_sender_is_warned_about(caplog):
-    with caplog.at_level(logging.WARNING, logger="services.notifications.service"):
+    with caplog.at_level(logging.WARNING, logger="services.notifications.dependencies"):
         warn_if_patient_facing_text_discloses_treatment({"CLINIC_DISPLAY_NAME": "Harbor Wellness"})
         assert caplog.records == []
         warn_if_patient_facing_text_discloses_treatment({"CLINIC_DISPLAY_NAME": "Sunrise Ketamine Clinic",

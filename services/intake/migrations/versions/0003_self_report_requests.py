@@ -1,13 +1,13 @@
 """self-report requests: questionnaires sent to patients by link
 
-Revision ID: 0003_self_report_requests
+Revision ID: 0003
 Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_self_report_requests'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None

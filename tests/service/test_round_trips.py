@@ -1,0 +1,128 @@
+"""How many statements the hot paths send to PostgreSQL: counts, not times,
+so that a pre-ping, a SELECT before an INSERT or a per-row insert cannot
+creep back unnoticed. (BEGIN and COMMIT are not cursor statements: each
+unit of work adds those two round trips to the counts below.)"""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from common.database import Database
+from services.billing.service import BillingService
+from services.intake.service import IntakeService
+from tests.support.billing import completed_session, new_id, publish, wait_until
+from tests.support.calls import as_staff
+from tests.support.intake import PATIENT
+
+
+class Statements:
+    """Every statement a container's database engine sends."""
+
+    def __init__(self, container):
+        [database] = [ext for ext in container.extensions if isinstance(ext, Database)]
+        self.engine = database.engine
+        self.sent: list[str] = []
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        # The pool's pre-ping bypasses the cursor events.
+        ping = self.engine.dialect.do_ping
+
+        def counted_ping(dbapi_connection):
+            self.sent.append("SELECT 1 (pre-ping)")
+            return ping(dbapi_connection)
+
+        self.engine.dialect.do_ping = counted_ping
+
+    def _record(self, _conn, _cursor, statement, _params, _context, _executemany):
+        self.sent.append(" ".join(statement.split())[:60])
+
+    def clear(self):
+        self.sent.clear()
+
+
+def audit_rows(databases, service: str, patient_id: str) -> list[str]:
+    with databases.engine(service).connect() as connection:
+        return list(connection.execute(sa.text(
+            "SELECT action FROM record_access WHERE patient_id = :p ORDER BY id"), {"p": patient_id}).scalars())
+
+
+@pytest.fixture
+def intake(start_service):
+    # The relay timer's own reads would be counted too.
+    return start_service(IntakeService, OUTBOX_RELAY_INTERVAL=3600)
+
+
+def test_reading_a_patient_sends_three_statements_and_no_pre_ping(intake, databases):
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    statements = Statements(intake)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_patient", patient_id)["patient_id"] == patient_id
+        # The patient, the consents, the audit row.
+        assert len(statements.sent) == 3, statements.sent
+        assert not any(sent.upper().startswith("SELECT 1") for sent in statements.sent)
+    assert audit_rows(databases, "intake", patient_id) == ["create", "read", "read", "read"]
+
+
+def test_a_connection_the_server_closed_costs_no_request(intake, databases):
+    """What a database restart does to the pool: every idle connection is
+    terminated by the server. The next checkout notices without a round
+    trip and opens a new connection."""
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    call("get_patient", patient_id)
+    database_name = sa.engine.make_url(databases["intake"]).database
+    with databases.admin.connect() as connection:
+        terminated = connection.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"), {"name": database_name})
+        assert terminated.scalar_one() >= 1
+    for _ in range(12):  # more than the pool holds idle
+        assert call("get_patient", patient_id)["patient_id"] == patient_id
+
+
+def test_a_completed_session_is_charged_in_few_statements(start_service, databases):
+    billing = start_service(BillingService, OUTBOX_RELAY_INTERVAL=3600)
+    statements = Statements(billing)
+
+    def charged(patient_id):
+        with databases.engine("billing").connect() as connection:
+            return connection.execute(sa.text("SELECT count(*) FROM charges WHERE patient_id = :p"),
+                                      {"p": patient_id}).scalar_one()
+
+    for attempt in range(3):
+        patient_id = new_id()
+        statements.clear()
+        publish(billing.config, "sessions", "session.completed", completed_session(patient_id))
+        wait_until(lambda: charged(patient_id))
+        if attempt == 0:
+            continue  # the fee schedule is read once, on first use
+        # The claim, the session not yet charged, a package that covers it,
+        # the charges (one multi-row insert), no late-cancellation fee to void.
+        assert len(statements.sent) == 5, statements.sent
+        assert statements.sent[0].startswith("INSERT INTO processed_events")
+        assert sum(sent.startswith("INSERT INTO charges") for sent in statements.sent) == 1
+        assert charged(patient_id) >= 2
+
+
+def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, databases):
+    """The checkout's look at the socket can miss a connection lost a moment
+    later: the transaction's first statement is then sent again, once, on a
+    new connection."""
+    from common import database as db_module
+
+    call = as_staff(intake, "frontdesk (front_desk)")
+    patient_id = call("register_patient", PATIENT)["patient_id"]
+    statements = Statements(intake)
+    sa.event.remove(statements.engine, "checkout", db_module._discard_if_closed_by_server)
+    try:
+        call("get_patient", patient_id)
+        database_name = sa.engine.make_url(databases["intake"]).database
+        with databases.admin.connect() as connection:
+            connection.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid() AND state = 'idle'"), {"name": database_name})
+        for _ in range(12):
+            assert call("get_patient", patient_id)["patient_id"] == patient_id
+    finally:
+        sa.event.listen(statements.engine, "checkout", db_module._discard_if_closed_by_server)
