@@ -13,7 +13,11 @@ SERVICES = {
     "billing": ("services.billing.service:BillingService", 8003),
     "notifications": ("services.notifications.service:NotificationsService", 8004),
     "gateway": ("gateway.service:GatewayService", 8000),
+    # What patients open from a self-report link; apart from the staff API.
+    "patient-pages": ("patient_pages.service:PatientPagesService", 8010),
 }
+# Processes without a database of their own.
+WITHOUT_DATABASE = ("gateway", "patient-pages")
 
 # Any-address binds, which a probe on the same host reaches on loopback.
 _ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
@@ -30,7 +34,7 @@ def available_services() -> list[str]:
 
 
 def has_database(name: str) -> bool:
-    return name != "gateway"
+    return name not in WITHOUT_DATABASE
 
 
 def services_with_databases(asked: list[str]) -> list[str] | None:

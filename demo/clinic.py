@@ -77,7 +77,9 @@ def _process(stack: ExitStack, command: list[str], env: dict, log: Path) -> subp
 def running_clinic(data_dir: Path, amqp_uri: str):
     now = datetime.now(timezone.utc)
     zone = mid_morning_zone(now)
-    ports = {name: free_port() for name in SERVICE_ORDER}
+    # Every process `clinic run all` starts gets a free port, so the demo
+    # never collides with a clinic already running on the default ones.
+    ports = {name: free_port() for name in (*SERVICE_ORDER, "patient-pages")}
     mail_port, sms_port = free_port(), free_port()
     mail_file, sms_file = data_dir / "mail.jsonl", data_dir / "sms.jsonl"
     with ExitStack() as stack:

@@ -14,6 +14,7 @@ from gateway.http import MethodNotAllowed, RequestContext, json_response, prefli
 from gateway.signin import SignIn
 from gateway.billing_routes import BillingRoutes
 from gateway.intake_routes import IntakeRoutes
+from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
 from gateway.openapi import document
@@ -40,7 +41,7 @@ PROBE_TIMEOUT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-class GatewayService(IntakeRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
+class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
     name = "gateway"
 
     config = Config()

@@ -134,3 +134,21 @@ class IntakeRecordView(IntakeView):
 
     screening: ScreeningView | None = None
     scores: dict[str, ScoreFacts]
+
+
+class SelfReportRequestView(View):
+    """A questionnaire sent to the patient by link (never the link's token)."""
+
+    request_id: str
+    patient_id: str
+    questionnaire: Literal["phq9", "gad7"]
+    channel: Literal["any", "email", "sms"]
+    requested_by: str | None
+    requested_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    response_id: str | None
+
+
+class SelfReportRequestList(ItemList[SelfReportRequestView]):
+    pass

@@ -344,3 +344,47 @@ def check_can_approve(
 def check_can_decline(status: IntakeStatus) -> None:
     if status not in (IntakeStatus.SUBMITTED, IntakeStatus.SCREENED):
         raise Conflict(f"intake is {status.value}; only a submitted or screened intake can be declined")
+
+
+# --------------------------------------------------------------------------
+# Self-report by secure link
+# --------------------------------------------------------------------------
+
+# What a patient may be sent to fill in alone: C-SSRS and PCL-5 stay with
+# staff, who can act on an answer while the patient is there.
+SELF_REPORT_QUESTIONNAIRES = ("phq9", "gad7")
+SELF_REPORT_CHANNELS = ("any", "email", "sms")
+# A rise of this many points on the same instrument since its previous score
+# pages staff like a risk item does.
+SCORE_RISE_ALERT_POINTS = 5
+SCORE_RISE_FLAG = "score_rise"
+
+
+def check_self_report_request(questionnaire, channel) -> None:
+    errors = []
+    if questionnaire not in SELF_REPORT_QUESTIONNAIRES:
+        errors.append({"field": "questionnaire",
+                       "message": f"expected one of {', '.join(SELF_REPORT_QUESTIONNAIRES)}"})
+    if channel not in SELF_REPORT_CHANNELS:
+        errors.append({"field": "channel", "message": f"expected one of {', '.join(SELF_REPORT_CHANNELS)}"})
+    if errors:
+        raise ValidationFailed("self-report request not sent: " + "; ".join(e["message"] for e in errors), errors)
+
+
+def self_report_state(expires_at, used_at, now) -> str:
+    """``open``, ``used`` (answered once already) or ``expired``."""
+    if used_at is not None:
+        return "used"
+    if now >= expires_at:
+        return "expired"
+    return "open"
+
+
+def risk_flags_with_rise(score: QuestionnaireScore, previous_total: int | None) -> tuple[str, ...]:
+    """The score's own risk flags, plus ``score_rise`` when the total rose
+    by SCORE_RISE_ALERT_POINTS or more since the previous score of the same
+    instrument."""
+    flags = tuple(score.risk_flags)
+    if previous_total is not None and score.total - previous_total >= SCORE_RISE_ALERT_POINTS:
+        flags += (SCORE_RISE_FLAG,)
+    return flags

@@ -122,13 +122,44 @@ class IntakeDeclined(IntakeEvent):
 
 
 class PatientRiskFlagged(IntakeEvent):
-    """PHQ-9 item 9 above 0, or a positive C-SSRS screener: staff are alerted at once."""
+    """PHQ-9 item 9 above 0, a positive C-SSRS screener, or a self-reported score
+    that rose by 5 or more: staff are alerted at once."""
 
     type = "patient.risk_flagged"
 
     patient_id: str
     mrn: str
-    flags: list[str] = Field(description="phq9_self_harm_thoughts, cssrs_positive")
+    flags: list[str] = Field(description="phq9_self_harm_thoughts, cssrs_positive, score_rise (a self-reported "
+                                         "total 5 or more above the previous one)")
     instrument: str
     band: str
     response_id: str
+
+
+class SelfReportRequested(IntakeEvent):
+    """Staff asked the patient to fill in a questionnaire by secure link. The
+    event carries the request id, never the link's token."""
+
+    type = "self_report.requested"
+
+    patient_id: str
+    request_id: str
+    channel: Literal["any", "email", "sms"]
+    expires_at: Instant
+
+
+class SelfReportCompleted(IntakeEvent):
+    """The patient answered a self-report by its link; intake scored and
+    stored it (the answers stay in intake)."""
+
+    type = "self_report.completed"
+
+    patient_id: str
+    request_id: str
+    response_id: str
+    instrument: str = Field(description="phq9 or gad7")
+    total: int
+    band: str
+    previous_total: int | None = Field(description="the previous score of the same instrument, if any")
+    risk_flags: list[str]
+    completed_at: Instant

@@ -135,3 +135,21 @@ class RecordAccess(RecordAccessMixin, Base):
 # The shared Idempotency-Key store (common.idempotency), listed with this
 # service's tables so its migrations are held to it like the rest.
 idempotency_keys.to_metadata(Base.metadata)
+
+
+class SelfReportRequest(Base):
+    """A questionnaire sent to the patient by link. Only the token's SHA-256
+    is kept (common.self_report_links): the link cannot be rebuilt from here."""
+
+    __tablename__ = "self_report_requests"
+
+    request_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    patient_number: Mapped[int] = mapped_column(sa.ForeignKey("patients.number"), index=True)
+    questionnaire: Mapped[str] = mapped_column(sa.String(10))
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    requested_by: Mapped[str | None] = mapped_column(sa.String(120))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    response_id: Mapped[str | None] = mapped_column(sa.String(36))

@@ -11,12 +11,13 @@ from __future__ import annotations
 # service must be there.
 import common.service
 from services.intake import domain
-from services.intake.capabilities import consents_and_history, decisions, patients, questionnaires, record_access
+from services.intake.capabilities import consents_and_history, decisions, patients, questionnaires, record_access, self_report
 
 
 class IntakeService(patients.Patients, consents_and_history.ConsentsAndHistory,
                     questionnaires.QuestionnairesAndScreening, decisions.Decisions,
-                    record_access.PatientRecordAccess, common.service.ClinicService):
+                    record_access.PatientRecordAccess, self_report.SelfReport,
+                    common.service.ClinicService):
     name = "intake"
 
     rules = common.service.ConfigSection("INTAKE", domain.ScreeningRules.from_config)

@@ -23,6 +23,8 @@ class Kind(str, Enum):
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     SESSION_FOLLOW_UP = "session_follow_up"
+    # A link to a questionnaire the patient fills in (intake's self-report).
+    SELF_REPORT_REQUEST = "self_report_request"
     INVOICE_ISSUED = "invoice_issued"
     PAYMENT_RECEIPT = "payment_receipt"
     INVOICE_OVERDUE = "invoice_overdue"

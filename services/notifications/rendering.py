@@ -43,6 +43,8 @@ ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.APPOINTMENT_MOVED: ("starts_at",),
     Kind.APPOINTMENT_CANCELLED: ("starts_at",),
     Kind.SESSION_FOLLOW_UP: (),
+    # The link is built from the request id when the message is rendered.
+    Kind.SELF_REPORT_REQUEST: ("request_id",),
     Kind.INVOICE_ISSUED: ("number", "total_cents", "currency", "due_date"),
     Kind.PAYMENT_RECEIPT: ("number", "amount_cents", "currency", "received_at"),
     Kind.INVOICE_OVERDUE: ("number", "balance_cents", "currency", "due_date"),
@@ -74,7 +76,7 @@ def _day(value) -> str:
 
 
 def template_facts(kind: Kind, facts: dict, *, given_name: str | None, time_zone: str | None,
-                   clinic: str, clinic_phone: str, now: datetime | None = None) -> dict:
+                   clinic: str, clinic_phone: str, now: datetime | None = None, link: str | None = None) -> dict:
     zone = time_zone or DEFAULT_TIME_ZONE
     allowed = {name: facts.get(name) for name in ALLOWED_FACTS[kind]}
     view: dict = {"clinic": clinic, "clinic_phone": clinic_phone, "given_name": given_name or "there"}
@@ -88,6 +90,9 @@ def template_facts(kind: Kind, facts: dict, *, given_name: str | None, time_zone
         view.update(count=len(starts), dates=[_when(local) for local in starts],
                     dates_short=[f"{local:%a %-d %b %-I:%M %p}" for local in starts],
                     zone_name=starts[0].tzname() if starts else "")
+    elif kind == Kind.SELF_REPORT_REQUEST:
+        # Built by the caller from the request id (common.self_report_links).
+        view["link"] = link or ""
     elif kind == Kind.INVOICE_ISSUED:
         view.update(number=allowed["number"], amount=money(allowed["total_cents"], allowed["currency"]),
                     due_date=_day(allowed["due_date"]))

@@ -18,6 +18,7 @@ from common.observability import record_notification
 from common.service import configured_timer
 from services.notifications import domain, events, rendering
 from services.notifications.capabilities.messages_owed import MessagesOwed
+from services.notifications.capabilities.self_report import self_report_link
 from services.notifications.dependencies import Settings
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, Message, Recipient
@@ -133,7 +134,9 @@ class Delivery(MessagesOwed):
                     return None
             view = rendering.template_facts(kind, context, given_name=recipient.given_name,
                                             time_zone=facts.time_zone, clinic=settings.clinic,
-                                            clinic_phone=settings.clinic_phone, now=now)
+                                            clinic_phone=settings.clinic_phone, now=now,
+                                            link=self_report_link(self.config, context)
+                                            if kind == Kind.SELF_REPORT_REQUEST else None)
             rendered = rendering.render(kind, channel, view)
             return Outgoing(channel, (facts.address(channel),), rendered.body, rendered.subject)
         if message.recipient == "webhook":
