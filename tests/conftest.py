@@ -8,6 +8,7 @@ import pytest
 from tests.support.databases import TestDatabases
 from tests.support.events import EventRecorder
 from tests.support.net import free_port
+from tests.support.notifications import HttpReceiver, SmtpServer
 
 STAFF_TOKENS = "t-front:front_desk:frontdesk,t-clin:clinician:dr.who,t-bill:billing:biller,t-admin:admin:root"
 
@@ -66,3 +67,19 @@ def events(rabbit_config):
 
 def web_address(container) -> str:
     return f"http://{container.config['WEB_SERVER_ADDRESS']}"
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server of the test's own (aiosmtpd) that keeps what it receives."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sms():
+    """An SMS provider stand-in: an HTTP server that keeps every request."""
+    server = HttpReceiver().start()
+    yield server
+    server.stop()

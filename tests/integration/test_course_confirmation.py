@@ -15,26 +15,12 @@ from services.notifications.service import NotificationsService
 from services.sessions.service import SessionsService
 from tests.conftest import web_address
 from tests.support.events import publish_event
-from tests.support.notifications import HttpReceiver, SmtpServer, register_patient, wait_until
+from tests.support.notifications import register_patient, wait_until
 from tests.support.sessions import approval_data, clinic_monday, clinic_time, iso
 
 FRONT = {"Authorization": "Bearer t-front"}
 CLIN = {"Authorization": "Bearer t-clin"}
 ADMIN = {"Authorization": "Bearer t-admin"}
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sms():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -94,6 +94,8 @@ def test_every_route_answers_what_the_document_declares(clinic, databases):
     walk("GET", f"/api/v1/patients/{oid}/intake", FRONT)
     walk("POST", f"/api/v1/patients/{oid}/intake/decline", CLIN, json={"reason": "prefers another treatment"})
     walk("GET", f"/api/v1/patients/{pid}/fhir", CLIN)
+    walk("POST", f"/api/v1/patients/{pid}/self-report-requests", FRONT, json={"questionnaire": "phq9"})
+    walk("GET", f"/api/v1/patients/{pid}/self-report-requests", CLIN)
     third = walk("POST", "/api/v1/patients", FRONT, json={**PATIENT, "given_name": "Cal"})["patient_id"]
     walk("POST", f"/api/v1/patients/{third}/consents", FRONT, json={"kind": "treatment", "method": "written"})
     walk("PUT", f"/api/v1/patients/{third}/medical-history", CLIN, json=HISTORY)

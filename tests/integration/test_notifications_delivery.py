@@ -13,17 +13,10 @@ from nameko.testing.services import entrypoint_hook
 from services.notifications.service import NotificationsService
 from tests.support.events import publish_event, republish
 from tests.support.notifications import (
-    HttpReceiver, SmtpServer, appointment_facts, iso_in, register_patient, wait_until,
+    HttpReceiver, appointment_facts, iso_in, register_patient, wait_until,
 )
 
 EHR_SECRET = "ehr-shared-secret"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from tests.support.browser import browse, chromium_path
 from tests.support.calls import as_staff
 from tests.support.intake import PATIENT
 from tests.support.net import free_port
-from tests.support.notifications import HttpReceiver, SmtpServer
 
 pytestmark = pytest.mark.skipif(chromium_path() is None,
                                 reason="no chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
@@ -29,20 +28,6 @@ pytestmark = pytest.mark.skipif(chromium_path() is None,
 CLIN = {"Authorization": "Bearer t-clin"}
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/f/[A-Za-z0-9_-]{43}")
 STAFF = "oncall@clinic.example"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sms():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
