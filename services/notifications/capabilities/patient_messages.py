@@ -39,9 +39,9 @@ class PatientMessages(MessagesOwed):
         else:
             appointment.starts_at, appointment.as_of = starts_at, event.occurred_at
         uow.session.flush()
+        # An appointment booked as part of a course is confirmed with the
+        # others in one message (course.booked); its reminders are its own.
         if not data.course_id:
-            # Part of a course, the appointment is confirmed with the others
-            # in one message (course.booked); its reminders are its own.
             self._queue_for_patient(uow, event, Kind.APPOINTMENT_CONFIRMATION, reason=appointment.appointment_id,
                                     patient_id=appointment.patient_id, desired=utcnow(),
                                     context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id)
