@@ -140,6 +140,7 @@ class SessionRecord(Base):
     weight_kg: Mapped[float | None] = mapped_column(sa.Numeric(5, 1, asdecimal=False))
     baseline_vitals: Mapped[dict | None]
     pre_phq9: Mapped[int | None]
+    pre_gad7: Mapped[int | None]
     mood_score: Mapped[int | None]
     route: Mapped[str] = mapped_column(sa.String(30))
     drug: Mapped[str] = mapped_column(sa.String(20))
@@ -214,14 +215,19 @@ class MonitoringForm(Base):
     confirmation: Mapped[str | None] = mapped_column(sa.String(60))
 
 
-class PHQ9Score(Base):
-    """PHQ-9 totals across a course (pre-session and end-of-course), for outcomes."""
+class OutcomeScore(Base):
+    """The outcome series of a course: PHQ-9 and GAD-7 totals, taken by
+    staff (at check-in, or e.g. at the end of the course) or reported by the
+    patient by link. Response and remission count the PHQ-9 ones."""
 
-    __tablename__ = "phq9_scores"
+    __tablename__ = "outcome_scores"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     plan_id: Mapped[str] = mapped_column(sa.ForeignKey("treatment_plans.plan_id"), index=True)
     session_id: Mapped[str | None] = mapped_column(sa.String(36))
+    instrument: Mapped[str] = mapped_column(sa.String(10))
+    # staff or self_report (see domain.ScoreSource)
+    source: Mapped[str] = mapped_column(sa.String(20))
     total: Mapped[int]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 

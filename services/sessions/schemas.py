@@ -143,6 +143,7 @@ class Checklist(Schema):
     weight_kg: float | None = Field(default=None, gt=20, lt=400)
     baseline_vitals: BaselineVitals | None = None
     pre_phq9: int | None = Field(default=None, ge=0, le=27)
+    pre_gad7: int | None = Field(default=None, ge=0, le=21)
     mood_score: int | None = Field(default=None, ge=0, le=10)
 
 
@@ -308,7 +309,7 @@ def session_view(record: SessionRecord, readings: list[VitalsReading], effects, 
         "patient_id": record.patient_id, "status": record.status, "checked_in_at": iso(record.checked_in_at),
         "checklist": {"fasting_confirmed": record.fasting_confirmed, "escort_confirmed": record.escort_confirmed,
                       "weight_kg": record.weight_kg, "baseline_vitals": record.baseline_vitals,
-                      "pre_phq9": record.pre_phq9, "mood_score": record.mood_score,
+                      "pre_phq9": record.pre_phq9, "pre_gad7": record.pre_gad7, "mood_score": record.mood_score,
                       "missing": domain.missing_checklist_items(checklist_facts(record))},
         "route": record.route, "drug": record.drug, "dose_mg": record.dose_mg, "lot_number": record.lot_number,
         "started_at": iso(record.started_at), "ended_at": iso(record.ended_at),

@@ -18,7 +18,7 @@ from common.validation import require_id
 from services.sessions import domain, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
-    Addendum, Appointment, MonitoringForm, PatientEligibility, PHQ9Score, RecordAccess, SessionRecord, SideEffect,
+    Addendum, Appointment, MonitoringForm, OutcomeScore, PatientEligibility, RecordAccess, SessionRecord, SideEffect,
     TreatmentPlan, VitalsReading,
 )
 
@@ -111,8 +111,10 @@ class Chart:
         return schemas.session_view(record, readings, effects, addenda, form)
 
     def _course_summary(self, session, plan: TreatmentPlan) -> dict:
-        scores = session.execute(sa.select(PHQ9Score).where(PHQ9Score.plan_id == plan.plan_id)
-                                 .order_by(PHQ9Score.recorded_at, PHQ9Score.id)).scalars().all()
+        # Response and remission are PHQ-9's alone; GAD-7 is in the series beside it.
+        scores = session.execute(sa.select(OutcomeScore).where(OutcomeScore.plan_id == plan.plan_id,
+                                                               OutcomeScore.instrument == "phq9")
+                                 .order_by(OutcomeScore.recorded_at, OutcomeScore.id)).scalars().all()
         baseline = plan.baseline_phq9 if plan.baseline_phq9 is not None else (scores[0].total if scores else None)
         # With the intake score as baseline every later score counts; without
         # it the first pre-session score is the baseline, not an outcome.

@@ -8,7 +8,8 @@ from common.handlers import rpc
 from common.validation import paging, parse, require_id
 from services.sessions import schemas
 from services.sessions.capabilities.chart import Chart
-from services.sessions.models import PHQ9Score, RecordAccess
+from services.sessions.models import OutcomeScore, RecordAccess
+from services.sessions.trajectory import ScoreSource
 
 
 class Outcomes(Chart):
@@ -22,7 +23,8 @@ class Outcomes(Chart):
             if claim.replayed:
                 return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
-            uow.session.add(PHQ9Score(plan_id=plan.plan_id, total=given.total, recorded_at=utcnow()))
+            uow.session.add(OutcomeScore(plan_id=plan.plan_id, instrument="phq9", source=ScoreSource.STAFF.value,
+                                          total=given.total, recorded_at=utcnow()))
             uow.session.flush()
             self._audit(uow, plan.patient_id, "phq9", plan.plan_id)
             return claim.remember(self._course_summary(uow.session, plan))

@@ -19,9 +19,10 @@ from services.sessions import domain, events, fhir, schemas
 from services.sessions.capabilities.chart import Chart, flush_or_conflict, not_future
 from services.sessions.domain import AppointmentStatus, SessionStatus
 from services.sessions.models import (
-    Addendum, Appointment, PatientEligibility, PHQ9Score, Resource, SessionRecord, SideEffect, VitalsReading,
+    Addendum, Appointment, OutcomeScore, PatientEligibility, Resource, SessionRecord, SideEffect, VitalsReading,
 )
 from services.sessions.schemas import addendum_view, checklist_facts, reading_view, side_effect_view
+from services.sessions.trajectory import ScoreSource
 
 log = logging.getLogger(__name__)
 
@@ -201,15 +202,19 @@ class SessionRecords(Chart):
 
     def _apply_checklist(self, uow, record: SessionRecord, appointment: Appointment, given,
                          measured_at: datetime | None = None) -> None:
-        for name in ("fasting_confirmed", "escort_confirmed", "weight_kg", "pre_phq9", "mood_score"):
+        for name in ("fasting_confirmed", "escort_confirmed", "weight_kg", "pre_phq9", "pre_gad7", "mood_score"):
             value = getattr(given, name)
             if value is not None:
                 setattr(record, name, value)
-        if given.pre_phq9 is not None:
+        for instrument, total in (("phq9", given.pre_phq9), ("gad7", given.pre_gad7)):
+            if total is None:
+                continue
             # A corrected pre-session score replaces the first one.
-            uow.session.execute(sa.delete(PHQ9Score).where(PHQ9Score.session_id == record.session_id))
-            uow.session.add(PHQ9Score(plan_id=record.plan_id, session_id=record.session_id, total=given.pre_phq9,
-                                      recorded_at=measured_at or utcnow()))
+            uow.session.execute(sa.delete(OutcomeScore).where(OutcomeScore.session_id == record.session_id,
+                                                              OutcomeScore.instrument == instrument))
+            uow.session.add(OutcomeScore(plan_id=record.plan_id, session_id=record.session_id, instrument=instrument,
+                                         source=ScoreSource.STAFF.value, total=total,
+                                         recorded_at=measured_at or utcnow()))
         if given.baseline_vitals is not None:
             baseline = given.baseline_vitals.model_dump()
             record.baseline_vitals = baseline
