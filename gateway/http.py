@@ -129,6 +129,18 @@ def fhir_json(resource: dict) -> Response:
     return Response(json.dumps(resource), status=200, mimetype=FHIR_JSON)
 
 
+SVG = "image/svg+xml"
+
+
+def svg_image(text: str) -> Response:
+    """An SVG the service drew. It is opened straight in a browser tab too:
+    nothing in it may run or load anything (no script, no outside fetch)."""
+    response = Response(text, status=200, mimetype=SVG)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def read_json(request):
     raw = request.get_data(cache=True, parse_form_data=False)
     if not raw:
@@ -235,7 +247,8 @@ class RequestContext(DependencyProvider):
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
         status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
-        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False):
+        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False,
+        media_type: str | None = None):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response).
 
@@ -243,13 +256,15 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
     one record passes ``if_match(request)`` to the service, which compares it
     with the record inside its transaction (412 when it changed meanwhile).
     ``answer``: the output model of the success body, for the OpenAPI
-    document; ``fhir``: the route answers a FHIR resource (``fhir_json``)."""
+    document; ``fhir``: the route answers a FHIR resource (``fhir_json``);
+    ``media_type``: any other kind of answer (``svg_image``)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json", html)
+                         idempotent, conditional, answer,
+                         media_type or (FHIR_JSON if fhir else "application/json"), html)
         ROUTES.append(spec)
 
         @functools.wraps(fn)

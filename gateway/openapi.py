@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.http import FHIR_JSON, ROUTES, RouteSpec
+from gateway.http import FHIR_JSON, ROUTES, SVG, RouteSpec
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -22,6 +22,8 @@ PROBLEM_SCHEMA = {
 FHIR_RESOURCE = {"type": "object", "required": ["resourceType"],
                  "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}},
                  "description": "A FHIR R4 resource (http://hl7.org/fhir/R4/)"}
+
+SVG_IMAGE = {"type": "string", "description": "An SVG image (image/svg+xml)"}
 
 ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
@@ -44,7 +46,7 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
         "responses": {str(spec.status): {"description": "Success", "content": {
             spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
-                              if spec.media_type == FHIR_JSON else {}}}}},
+                              if spec.media_type == FHIR_JSON else SVG_IMAGE if spec.media_type == SVG else {}}}}},
     }
     if spec.html:
         operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}

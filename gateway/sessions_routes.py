@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from common.errors import ValidationFailed
-from gateway.http import ServiceRpc, api, fhir_json, idempotency_key, if_match, page_args
+from gateway.http import SVG, ServiceRpc, api, fhir_json, idempotency_key, if_match, page_args, svg_image
 from services.sessions import answers, schemas
 
 FRONT_DESK = ("front_desk",)
@@ -10,6 +10,7 @@ FRONT_DESK_AND_CLINICIANS = ("front_desk", "clinician")
 CLINICIANS = ("clinician",)
 ANY_STAFF = ("front_desk", "clinician", "billing")
 ADMIN = ("admin",)
+PLAN_QUERY = (("plan_id", "string", "only this treatment plan's course (all the patient's courses by default)"),)
 
 
 
@@ -95,6 +96,26 @@ class SessionsRoutes:
          status=201, idempotent=True, answer=answers.CourseSummary)
     def record_phq9(self, request, user, payload, plan_id):
         return self.sessions.record_phq9(plan_id, payload, idempotency_key(request))
+
+    # ------------------------------------------------------------ outcome trajectory
+
+    @api("GET", "/api/v1/patients/{patient_id}/outcomes", roles=CLINICIANS,
+         summary="Read the patient's PHQ-9 and GAD-7 series across their courses, with the sessions",
+         tag="outcomes", query=PLAN_QUERY, answer=answers.OutcomeTrajectory)
+    def get_outcomes(self, request, user, payload, patient_id):
+        return self.sessions.trajectory(patient_id, request.args.get("plan_id") or None)
+
+    @api("GET", "/api/v1/patients/{patient_id}/outcomes/fhir", roles=CLINICIANS,
+         summary="Export the patient's PHQ-9 and GAD-7 series as a FHIR R4 Bundle of Observations",
+         tag="fhir", query=PLAN_QUERY, fhir=True)
+    def export_outcomes_fhir(self, request, user, payload, patient_id):
+        return fhir_json(self.sessions.export_trajectory_fhir(patient_id, request.args.get("plan_id") or None))
+
+    @api("GET", "/api/v1/patients/{patient_id}/outcomes/chart.svg", roles=CLINICIANS,
+         summary="Draw the patient's PHQ-9 and GAD-7 series as an SVG chart", tag="outcomes",
+         query=PLAN_QUERY, media_type=SVG)
+    def get_outcomes_chart(self, request, user, payload, patient_id):
+        return svg_image(self.sessions.trajectory_chart(patient_id, request.args.get("plan_id") or None))
 
     # ------------------------------------------------------------ scheduling
 

@@ -6,6 +6,7 @@ document tests hold the two together."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -173,6 +174,7 @@ class ChecklistView(View):
     weight_kg: float | None
     baseline_vitals: dict | None
     pre_phq9: int | None
+    pre_gad7: int | None
     mood_score: int | None
     missing: list[str]
 
@@ -255,3 +257,38 @@ class CourseSummary(View):
     change_percent: float | None
     response: bool | None
     remission: bool | None
+
+
+class OutcomePoint(View):
+    instrument: Literal["phq9", "gad7"]
+    total: int
+    band: str
+    source: Literal["staff", "self_report"] = Field(description="staff: taken at check-in or entered by a "
+                                                    "clinician; self_report: answered by the patient by link")
+    recorded_at: datetime
+    plan_id: str
+    session_id: str | None = Field(description="the session whose check-in took it, if any")
+
+
+class SessionMarker(View):
+    session_id: str
+    plan_id: str
+    number: int = Field(description="the nth completed session of its course")
+    date: date  # the clinic's local date
+    started_at: datetime
+
+
+class CourseOfTreatment(View):
+    plan_id: str
+    route: str
+    status: str
+    baseline_phq9: int | None
+    created_at: datetime
+    course_completed_at: datetime | None
+
+
+class OutcomeTrajectory(View):
+    patient_id: str
+    courses: list[CourseOfTreatment]
+    points: list[OutcomePoint] = Field(description="PHQ-9 and GAD-7 totals in time order")
+    sessions: list[SessionMarker] = Field(description="completed sessions in time order")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from common.events import iso
 from services.sessions.models import Appointment, Resource, SessionRecord, TreatmentPlan, VitalsReading
+from services.sessions.trajectory import INSTRUMENTS, Point, ScoreSource, Trajectory
 
 LOCAL_CODES = "urn:clinic:codes"
 RESOURCE_IDS = "urn:clinic:resource"
@@ -47,6 +48,19 @@ DRUG_RXNORM = {"ketamine": ("6130", "ketamine")}
 
 # Alert code → (FHIR interpretation code, display); see domain.vitals_alerts.
 ALERT_INTERPRETATION = {"high": ("H", "High"), "low": ("L", "Low")}
+
+# Instrument → LOINC code of its total score.
+SCORE_LOINC = {
+    "phq9": ("44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score"),
+    "gad7": ("70274-6", "Generalized anxiety disorder 7 item (GAD-7) total score"),
+}
+# How the score was obtained (Observation.method): staff took it, or the
+# patient answered by secure link; a self-reported one also names the
+# patient as its performer.
+SCORE_METHOD = {
+    ScoreSource.STAFF.value: "Administered by clinic staff",
+    ScoreSource.SELF_REPORT.value: "Self-reported by the patient (secure link)",
+}
 
 MM_HG = {"unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}
 PER_MIN = {"unit": "/min", "system": UCUM, "code": "/min"}
@@ -259,4 +273,40 @@ def session_bundle(record: SessionRecord, appointment: Appointment, plan: Treatm
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [{"fullUrl": full_url(r), "resource": r} for r in entries],
+    }
+
+
+def outcome_observation_resource(patient_id: str, point: Point) -> dict:
+    """One PHQ-9 or GAD-7 total of the outcome series (a survey Observation)."""
+    loinc, display = SCORE_LOINC[point.instrument]
+    title = INSTRUMENTS[point.instrument].title
+    resource = {
+        "resourceType": "Observation",
+        "id": f"outcome-{point.score_id}",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}],
+        "code": {"coding": [{"system": LOINC, "code": loinc, "display": display},
+                            local("score", f"{point.instrument}-total", f"{title} total score")],
+                 "text": f"{title} total score"},
+        "subject": patient_reference(patient_id),
+        "effectiveDateTime": iso(point.recorded_at),
+        "valueInteger": point.total,
+        "interpretation": [{"coding": [local("band", point.band)], "text": point.band.replace("_", " ")}],
+        "method": {"coding": [local("score-source", point.source, SCORE_METHOD[point.source])],
+                   "text": SCORE_METHOD[point.source]},
+    }
+    if point.source == ScoreSource.SELF_REPORT.value:
+        resource["performer"] = [patient_reference(patient_id)]
+    if point.session_id:
+        resource["encounter"] = {"reference": f"Encounter/{point.session_id}"}
+    return resource
+
+
+def outcome_bundle(trajectory: Trajectory) -> dict:
+    """The outcome series as a Bundle of type collection, in time order."""
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": full_url(r), "resource": r}
+                  for r in (outcome_observation_resource(trajectory.patient_id, p) for p in trajectory.points)],
     }

@@ -20,7 +20,7 @@ RPC_METHODS = {
     "find_free_slots", "check_in", "update_checklist", "start_session", "record_vitals", "record_observation",
     "record_side_effect", "complete_session", "abort_session", "sign_session", "add_addendum", "get_session",
     "export_fhir", "list_monitoring_forms", "submit_monitoring_form", "record_phq9", "get_course_summary",
-    "list_record_access",
+    "list_record_access", "trajectory", "export_trajectory_fhir", "trajectory_chart",
 }
 # (producer, event type) → handler: the handler's name is part of its queue's name.
 EVENT_HANDLERS = {
