@@ -1,7 +1,8 @@
 """Read-only FHIR R4 export of one monitored treatment session: the
 Appointment it was booked as, the Encounter (the visit), the
 MedicationAdministration (the ketamine or esketamine dose, once dosing
-started) and an Observation per measure of each vitals reading.
+started) and an Observation per measure of each vitals reading; and of a
+patient's outcome series, a survey Observation per PHQ-9 or GAD-7 total.
 
 Plain functions over sessions' models, no database or broker access. The
 patient appears only as the reference ``Patient/<patient_id>`` (the Patient

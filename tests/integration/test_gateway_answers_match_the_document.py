@@ -20,6 +20,8 @@ from tests.support.intake import GAD7_MILD, HISTORY, PATIENT, PHQ9_MODERATE
 from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso, move_to_today
 
 FRONT, CLIN, BILL, ADMIN = (as_role(role) for role in ("front_desk", "clinician", "billing", "admin"))
+# Answers that are documents, not JSON (the superbill's HTML, the outcome chart).
+TEXT_ANSWERS = ("text/html", "image/svg+xml")
 
 
 class Walk:
@@ -37,13 +39,13 @@ class Walk:
         declared = self.document["paths"][template][method.lower()]["responses"][str(answer.status_code)]
         media_type = answer.headers["content-type"].split(";")[0]
         assert media_type in declared["content"], f"{method} {template}: {media_type} is not declared"
-        if media_type != "text/html":
+        if media_type not in TEXT_ANSWERS:
             schema = {**declared["content"][media_type]["schema"], "components": self.document["components"]}
             errors = [f"{error.instance_path}: {error.message}" for error in
                       jsonschema_rs.Draft202012Validator(schema).iter_errors(answer.json())]
             assert errors == [], f"{method} {template} {answer.status_code}: {errors[:5]}"
         self.answered.add((method, template))
-        return answer.json() if media_type != "text/html" else answer.text
+        return answer.text if media_type in TEXT_ANSWERS else answer.json()
 
     def route(self, method, path):
         path = path.split("?")[0]
@@ -154,6 +156,10 @@ def test_every_route_answers_what_the_document_declares(clinic, databases):
     walk("GET", f"/api/v1/sessions/{sid}/fhir", CLIN)
     walk("POST", f"/api/v1/plans/{plan_id}/phq9", CLIN, json={"total": 6})
     walk("GET", f"/api/v1/plans/{plan_id}/summary", CLIN)
+    outcomes = walk("GET", f"/api/v1/patients/{pid}/outcomes", CLIN)
+    assert {p["source"] for p in outcomes["points"]} == {"staff"} and len(outcomes["sessions"]) == 1
+    walk("GET", f"/api/v1/patients/{pid}/outcomes/fhir", ADMIN, params={"plan_id": plan_id})
+    assert "session-marker" in walk("GET", f"/api/v1/patients/{pid}/outcomes/chart.svg", CLIN)
     move_to_today(databases.engine("sessions"), booked[0]["appointment_id"])
     aborted = walk("POST", f"/api/v1/appointments/{booked[0]['appointment_id']}/check-in", CLIN, json=CHECKLIST)
     walk("POST", f"/api/v1/sessions/{aborted['session_id']}/abort", CLIN, json={"reason_code": "patient_request"})

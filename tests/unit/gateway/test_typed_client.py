@@ -16,6 +16,8 @@ import gateway.service  # noqa: F401 - declares every route
 from gateway.http import ROUTES
 from gateway.openapi import document
 
+# What the README tells a UI team to generate with (the chart comes as its SVG text).
+CLIENT_SETTINGS = Path(__file__).resolve().parents[3] / "docs" / "openapi-python-client.yaml"
 GENERATOR = shutil.which("openapi-python-client", path=str(Path(sys.executable).parent)) or shutil.which(
     "openapi-python-client")
 
@@ -35,7 +37,8 @@ def test_a_typed_client_generated_from_the_document_compiles_and_reads_answers(t
     target = tmp_path / "clinic_client"
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run([GENERATOR, "generate", "--path", str(spec), "--output-path", str(target),
-                             "--meta", "none"], capture_output=True, text=True, timeout=300, env=environment)
+                             "--meta", "none", "--config", str(CLIENT_SETTINGS)],
+                            capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
     assert compileall.compile_dir(str(target), quiet=1)
@@ -54,6 +57,8 @@ def test_a_typed_client_generated_from_the_document_compiles_and_reads_answers(t
         assert page.items[0].date_of_birth.year == 1980
         importlib.import_module("clinic_client.api.patients.get_patient")
         importlib.import_module("clinic_client.api.fhir.export_fhir")
+        chart = importlib.import_module("clinic_client.api.outcomes.get_outcomes_chart")
+        assert "str" in str(chart.sync.__annotations__["return"])  # the SVG text
     finally:
         sys.path.remove(str(tmp_path))
         for name in [name for name in sys.modules if name.startswith("clinic_client")]:
