@@ -25,7 +25,7 @@ class OutcomeTrajectory(Chart):
         order and the completed ``sessions`` (number, date) as markers."""
         with self.db.unit_of_work() as uow:
             found, plans = self._series(uow.session, patient_id, plan_id)
-            self._audit(uow, found.patient_id, "outcomes_read", plan_id and plans[0].plan_id)
+            self._audit(uow, found.patient_id, "outcomes_read", one_course(plan_id, plans))
             return found.view([course_view(plan) for plan in plans])
 
     @rpc
@@ -34,7 +34,7 @@ class OutcomeTrajectory(Chart):
         Observations (LOINC 44261-6 PHQ-9, 70274-6 GAD-7)."""
         with self.db.unit_of_work() as uow:
             found, plans = self._series(uow.session, patient_id, plan_id)
-            self._audit(uow, found.patient_id, "outcomes_fhir_export", plan_id and plans[0].plan_id)
+            self._audit(uow, found.patient_id, "outcomes_fhir_export", one_course(plan_id, plans))
             return fhir.outcome_bundle(found)
 
     @rpc
@@ -42,7 +42,7 @@ class OutcomeTrajectory(Chart):
         """The same series as an SVG chart (text), dates in the clinic's zone."""
         with self.db.unit_of_work() as uow:
             found, plans = self._series(uow.session, patient_id, plan_id)
-            self._audit(uow, found.patient_id, "outcomes_chart_read", plan_id and plans[0].plan_id)
+            self._audit(uow, found.patient_id, "outcomes_chart_read", one_course(plan_id, plans))
             return outcome_chart.render(found, self._rules().hours.zone)
 
     def _series(self, session, patient_id, plan_id) -> tuple[series.Trajectory, list[TreatmentPlan]]:
@@ -63,6 +63,11 @@ class OutcomeTrajectory(Chart):
             SessionRecord.plan_id.in_(plan_ids), SessionRecord.status == SessionStatus.COMPLETED.value)).scalars()
         found = series.build(patient_id, plan_ids, scores, completed, self._rules().hours.local_date)
         return found, plans
+
+
+def one_course(plan_id, plans: list[TreatmentPlan]) -> str | None:
+    """The audit row's subject: the plan asked for, if one was."""
+    return plans[0].plan_id if plan_id is not None else None
 
 
 def course_view(plan: TreatmentPlan) -> dict:
