@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.notifications import domain
+from services.notifications.two_way_sms import InboundSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ class Settings:
     batch: int
     claim: timedelta
     parallel: int
+    # The SMS provider's signed inbound webhook (two_way_sms).
+    inbound: "InboundSettings"
 
     @classmethod
     def from_config(cls, section: dict) -> "Settings":
@@ -34,6 +37,7 @@ class Settings:
             # replica does not take a message that is still being sent.
             claim=timedelta(seconds=float(section.get("CLAIM_SECONDS", 120))),
             parallel=int(section.get("SEND_CONCURRENCY", 8)),
+            inbound=InboundSettings.from_config(section),
         )
 
 
