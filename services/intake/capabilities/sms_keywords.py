@@ -4,8 +4,10 @@ reads the text and says which (``sms.keyword_received``); intake changes
 the consent record, audits it and says so with ``consent.recorded``, which
 notifications' own copy of the consents follows like any other change.
 
-Texts may be handled out of order (a retry, several replicas): a keyword
-older than the consent change already on record changes nothing."""
+Texts may be handled out of order (a retry, several replicas): a START
+older than the last withdrawal, or a STOP older than a START that restored
+the consent, changes nothing. A STOP is otherwise always honoured, even
+against a consent staff recorded moments later."""
 from __future__ import annotations
 
 import logging
@@ -42,8 +44,11 @@ class SmsKeywords(Records):
 
     def _withdraw(self, uow, record, data) -> None:
         current = self._active_consent(uow.session, record, "sms")
-        if current is None or as_utc(current.given_at) > data.received_at:
-            # Nothing in force, or given again after this text was sent.
+        if current is not None and current.method == BY_TEXT and as_utc(current.given_at) > data.received_at:
+            # Restored by a START the patient texted after this STOP.
+            self._audit(uow, record, "sms_stop_superseded")
+            return
+        if current is None:
             self._audit(uow, record, "sms_stop_no_consent_in_force")
             log.info("STOP for patient %s: no SMS consent in force to withdraw", record.patient_id)
             return
