@@ -61,6 +61,10 @@ def warn_if_patient_facing_text_discloses_treatment(section: dict) -> None:
 
 def settings_at_start(section: dict) -> Settings:
     """The NOTIFICATIONS section as the service reads it once at start
-    (ConfigSection), with the warning said then."""
+    (ConfigSection), with the warnings said then."""
     warn_if_patient_facing_text_discloses_treatment(section)
-    return Settings.from_config(section)
+    settings = Settings.from_config(section)
+    if settings.inbound.secret and not section.get("CLINIC_PHONE"):
+        log.warning("NOTIFICATIONS.CLINIC_PHONE is not set: a patient who texts HELP is told to call "
+                    "\"%s\" with no number", settings.clinic_phone)
+    return settings
