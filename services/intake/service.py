@@ -11,12 +11,14 @@ from __future__ import annotations
 # service must be there.
 import common.service
 from services.intake import domain
-from services.intake.capabilities import consents_and_history, decisions, patients, questionnaires, record_access, self_report
+from services.intake.capabilities import (
+    consents_and_history, decisions, patients, questionnaires, record_access, self_report, sms_keywords,
+)
 
 
 class IntakeService(patients.Patients, consents_and_history.ConsentsAndHistory,
                     questionnaires.QuestionnairesAndScreening, decisions.Decisions,
-                    record_access.PatientRecordAccess, self_report.SelfReport,
+                    record_access.PatientRecordAccess, self_report.SelfReport, sms_keywords.SmsKeywords,
                     common.service.ClinicService):
     name = "intake"
 

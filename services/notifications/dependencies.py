@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.notifications import domain
+from services.notifications.two_way_sms import InboundSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ class Settings:
     batch: int
     claim: timedelta
     parallel: int
+    # The SMS provider's signed inbound webhook (two_way_sms).
+    inbound: "InboundSettings"
 
     @classmethod
     def from_config(cls, section: dict) -> "Settings":
@@ -34,6 +37,7 @@ class Settings:
             # replica does not take a message that is still being sent.
             claim=timedelta(seconds=float(section.get("CLAIM_SECONDS", 120))),
             parallel=int(section.get("SEND_CONCURRENCY", 8)),
+            inbound=InboundSettings.from_config(section),
         )
 
 
@@ -57,6 +61,10 @@ def warn_if_patient_facing_text_discloses_treatment(section: dict) -> None:
 
 def settings_at_start(section: dict) -> Settings:
     """The NOTIFICATIONS section as the service reads it once at start
-    (ConfigSection), with the warning said then."""
+    (ConfigSection), with the warnings said then."""
     warn_if_patient_facing_text_discloses_treatment(section)
-    return Settings.from_config(section)
+    settings = Settings.from_config(section)
+    if settings.inbound.secret and not section.get("CLINIC_PHONE"):
+        log.warning("NOTIFICATIONS.CLINIC_PHONE is not set: a patient who texts HELP is told to call "
+                    "\"%s\" with no number", settings.clinic_phone)
+    return settings

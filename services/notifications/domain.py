@@ -20,6 +20,9 @@ class Kind(str, Enum):
     # One message for a whole booked course, listing its dates.
     COURSE_CONFIRMATION = "course_confirmation"
     APPOINTMENT_REMINDER = "appointment_reminder"
+    # The day before: fasting, clear liquids, an escort; the patient replies
+    # YES or NO by SMS (two_way_sms).
+    PREVISIT_INSTRUCTIONS = "previsit_instructions"
     APPOINTMENT_MOVED = "appointment_moved"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     SESSION_FOLLOW_UP = "session_follow_up"
@@ -29,6 +32,10 @@ class Kind(str, Enum):
     PAYMENT_RECEIPT = "payment_receipt"
     INVOICE_OVERDUE = "invoice_overdue"
     REFUND_ISSUED = "refund_issued"
+    # Answers to the carrier keywords a patient texts (STOP, START, HELP).
+    SMS_OPT_OUT_CONFIRMATION = "sms_opt_out_confirmation"
+    SMS_OPT_IN_CONFIRMATION = "sms_opt_in_confirmation"
+    SMS_HELP_REPLY = "sms_help_reply"
     STAFF_RISK_ALERT = "staff_risk_alert"
     STAFF_VITALS_ALERT = "staff_vitals_alert"
     WEBHOOK = "webhook"
@@ -57,7 +64,16 @@ PATIENT_CHANNELS = (Channel.EMAIL, Channel.SMS)
 PATIENT_KINDS = frozenset(k for k in Kind if k not in (Kind.STAFF_RISK_ALERT, Kind.STAFF_VITALS_ALERT, Kind.WEBHOOK))
 # Messages that belong to one appointment and lose their point when it is
 # cancelled (the cancellation notice itself is the exception).
-APPOINTMENT_KINDS = frozenset({Kind.APPOINTMENT_CONFIRMATION, Kind.APPOINTMENT_REMINDER, Kind.APPOINTMENT_MOVED})
+APPOINTMENT_KINDS = frozenset({Kind.APPOINTMENT_CONFIRMATION, Kind.APPOINTMENT_REMINDER, Kind.APPOINTMENT_MOVED,
+                               Kind.PREVISIT_INSTRUCTIONS})
+# Messages timed before an appointment: pointless once it is moved or too near.
+TIMED_KINDS = frozenset({Kind.APPOINTMENT_REMINDER, Kind.PREVISIT_INSTRUCTIONS})
+# Answers to a patient's own text: carriers require them even once the
+# patient has opted out (the STOP confirmation is the last message sent),
+# so they pass the consent check and quiet hours, and go by SMS only.
+KEYWORD_REPLY_KINDS = frozenset({Kind.SMS_OPT_OUT_CONFIRMATION, Kind.SMS_OPT_IN_CONFIRMATION, Kind.SMS_HELP_REPLY})
+# Asked and answered by text: no email counterpart.
+SMS_ONLY_KINDS = KEYWORD_REPLY_KINDS | {Kind.PREVISIT_INSTRUCTIONS}
 
 
 # What patients' lock screens and shared inboxes may show: the display
@@ -138,6 +154,14 @@ class Timing:
     # patient must still be able to fast, arrange a ride and get there.
     min_reminder_lead: timedelta = timedelta(minutes=60)
     follow_up_at: time = time(10, 0)
+    # The pre-visit message: the day before, at this local time; not at all
+    # when it could only arrive less than ``previsit_min_lead`` before the
+    # start (too late to fast or find an escort).
+    previsit_at: time = time(10, 0)
+    previsit_min_lead: timedelta = timedelta(hours=6)
+
+    def lead(self, kind: "Kind") -> timedelta:
+        return self.previsit_min_lead if kind == Kind.PREVISIT_INSTRUCTIONS else self.min_reminder_lead
 
     @classmethod
     def from_config(cls, section: dict) -> "Timing":
@@ -150,6 +174,8 @@ class Timing:
                               if offsets is not None else default.reminder_offsets),
             min_reminder_lead=timedelta(minutes=float(section.get("REMINDER_MIN_LEAD_MINUTES", 60))),
             follow_up_at=parse_clock(section.get("FOLLOW_UP_LOCAL_TIME", "10:00")),
+            previsit_at=parse_clock(section.get("PREVISIT_LOCAL_TIME", "10:00")),
+            previsit_min_lead=timedelta(hours=float(section.get("PREVISIT_MIN_LEAD_HOURS", 6))),
         )
 
 
@@ -170,13 +196,15 @@ class SendDecision:
 
 
 def when_to_send(desired: datetime, zone: str, timing: Timing, *, urgent: bool = False,
-                 appointment_starts_at: datetime | None = None) -> SendDecision:
+                 appointment_starts_at: datetime | None = None, lead: timedelta | None = None) -> SendDecision:
     """Quiet hours move a patient message to the morning; a reminder that
-    the morning would make too late is skipped instead."""
+    the morning would make too late (less than ``lead`` before the start)
+    is skipped instead."""
     if urgent:
         return SendDecision(desired)
     at = timing.quiet.next_allowed(desired, zone)
-    if appointment_starts_at is not None and at > appointment_starts_at - timing.min_reminder_lead:
+    lead = timing.min_reminder_lead if lead is None else lead
+    if appointment_starts_at is not None and at > appointment_starts_at - lead:
         local = at.astimezone(ZoneInfo(zone))
         return SendDecision(None, f"quiet hours end at {local:%H:%M} local time, too close to the appointment")
     if at == desired:
@@ -284,27 +312,29 @@ def gate_patient_message(*, kind: Kind, channel: Channel, now: datetime, recipie
     consent, a new phone number, a cancellation or a move applies at once."""
     if recipient is None:
         return Gate("wait", "the patient's contact details have not reached notifications yet")
+    if kind in KEYWORD_REPLY_KINDS:
+        return Gate("send") if recipient.phone else Gate("skip", "no mobile number on record")
     if not recipient.consented(channel):
         return Gate("skip", f"no {channel.value} consent in force")
     if not recipient.enabled(channel):
         return Gate("skip", f"the patient turned {channel.value} messages off")
     if not recipient.address(channel):
         return Gate("skip", f"no {'email address' if channel == Channel.EMAIL else 'mobile number'} on record")
-    reminder = kind == Kind.APPOINTMENT_REMINDER
+    timed = kind in TIMED_KINDS
     if appointment is not None and kind in APPOINTMENT_KINDS:
         if appointment.cancelled:
             return Gate("skip", "the appointment was cancelled")
-        if reminder and planned_starts_at is not None and appointment.starts_at != planned_starts_at:
+        if timed and planned_starts_at is not None and appointment.starts_at != planned_starts_at:
             return Gate("skip", "the appointment was moved")
     starts_at = appointment.starts_at if appointment is not None else planned_starts_at
     if kind in APPOINTMENT_KINDS and starts_at is not None and now >= starts_at:
         return Gate("skip", "the appointment has already begun")
-    if reminder and starts_at is not None and now > starts_at - timing.min_reminder_lead:
+    if timed and starts_at is not None and now > starts_at - timing.lead(kind):
         return Gate("skip", "too late to be of use before the appointment")
     if urgent or not timing.quiet.contains(now, recipient.time_zone):
         return Gate("send")
-    decision = when_to_send(now, recipient.time_zone, timing,
-                            appointment_starts_at=starts_at if reminder else None)
+    decision = when_to_send(now, recipient.time_zone, timing, appointment_starts_at=starts_at if timed else None,
+                            lead=timing.lead(kind))
     if decision.send_at is None:
         return Gate("skip", decision.skip_reason)
     return Gate("defer", decision.deferral or "quiet hours", decision.send_at)

@@ -16,9 +16,10 @@ class NotificationsEvent(EventData):
     producer = "notifications"
 
 
-KIND = ("welcome, appointment_confirmation, course_confirmation, appointment_reminder, appointment_moved, "
-        "appointment_cancelled, session_follow_up, invoice_issued, payment_receipt, invoice_overdue, "
-        "refund_issued, staff_risk_alert, staff_vitals_alert, webhook")
+KIND = ("welcome, appointment_confirmation, course_confirmation, appointment_reminder, previsit_instructions, "
+        "appointment_moved, appointment_cancelled, session_follow_up, self_report_request, invoice_issued, "
+        "payment_receipt, invoice_overdue, refund_issued, sms_opt_out_confirmation, sms_opt_in_confirmation, "
+        "sms_help_reply, staff_risk_alert, staff_vitals_alert, webhook")
 CHANNEL = "email, sms, webhook, staff_email, staff_webhook"
 
 
@@ -52,3 +53,32 @@ class NotificationFailed(NotificationsEvent):
     attempts: int
     dead: bool
     error: str = Field(max_length=200, description="the provider's short answer")
+
+
+class PreVisitReplyReceived(NotificationsEvent):
+    """A patient answered the pre-visit message (fasting, escort) by SMS,
+    matched to the appointment it was sent for. Only the classified answer
+    leaves notifications, never the message body."""
+
+    type = "previsit.reply_received"
+
+    reply_id: str = Field(description="unique per inbound message")
+    appointment_id: str
+    patient_id: str
+    answer: Literal["confirmed", "declined", "unrecognised"]
+    received_at: Instant
+
+
+class SmsKeywordReceived(NotificationsEvent):
+    """A patient texted a carrier keyword that changes their SMS consent:
+    ``stop`` (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) or ``start``
+    (START, UNSTOP). Intake, which keeps the consents, withdraws or restores
+    the SMS consent and says so with ``consent.recorded``. One event per
+    patient on record with the sending number; never the message body."""
+
+    type = "sms.keyword_received"
+
+    inbound_id: str = Field(description="unique per inbound message")
+    patient_id: str
+    keyword: Literal["stop", "start"]
+    received_at: Instant

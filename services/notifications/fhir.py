@@ -39,13 +39,13 @@ MEDIUM = {
     Channel.SMS.value: ("SMSWRIT", "SMS message"),
 }
 
-REMINDERS = frozenset({Kind.APPOINTMENT_REMINDER.value, Kind.INVOICE_OVERDUE.value})
+REMINDERS = frozenset({Kind.APPOINTMENT_REMINDER.value, Kind.PREVISIT_INSTRUCTIONS.value, Kind.INVOICE_OVERDUE.value})
 ALERTS = frozenset({Kind.STAFF_RISK_ALERT.value, Kind.STAFF_VITALS_ALERT.value})
 CATEGORY_DISPLAY = {"reminder": "Reminder", "notification": "Notification", "alert": "Alert"}
 
 
 def category(kind: str) -> str:
-    """reminder (an appointment coming up, an invoice overdue), alert (staff
+    """reminder (an appointment coming up, its pre-visit text, an invoice overdue), alert (staff
     alerts) or notification (everything else: confirmations, notices,
     receipts, welcome, follow-up)."""
     if kind in REMINDERS:

@@ -31,7 +31,8 @@ class Recipient(Base):
     mrn: Mapped[str | None] = mapped_column(sa.String(20))
     given_name: Mapped[str | None] = mapped_column(sa.String(100))
     email: Mapped[str | None] = mapped_column(sa.String(254))
-    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    # Indexed: an inbound SMS is matched to patients by the sending number.
+    phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)
     time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     details_as_of: Mapped[datetime | None]
     email_consent: Mapped[bool] = mapped_column(default=False)
@@ -102,6 +103,28 @@ class DeliveryLogEntry(Base):
     attempt: Mapped[int | None]
     detail: Mapped[str | None] = mapped_column(sa.String(500))
     actor: Mapped[str | None] = mapped_column(sa.String(160))
+
+
+class InboundMessage(Base):
+    """Every text the SMS provider brought in, as what it was read as, never
+    its words; the unique provider id refuses a replayed request."""
+
+    __tablename__ = "inbound_sms"
+
+    inbound_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    provider_message_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # stop, start, help, yes, no or other (two_way_sms.Keyword).
+    keyword: Mapped[str] = mapped_column(sa.String(10))
+    # What came of it: consent_withdrawal_requested, consent_restore_requested,
+    # help_answered, previsit_reply, unmatched (a known patient, nothing to
+    # answer) or unknown_sender.
+    outcome: Mapped[str] = mapped_column(sa.String(40))
+    # The patients on record with the sending number (none for an unknown one).
+    patient_ids: Mapped[list] = mapped_column(default=list)
+    appointment_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # The last digits of an unknown sender's number only.
+    sender_hint: Mapped[str | None] = mapped_column(sa.String(8))
 
 
 class RecordAccess(RecordAccessMixin, Base):

@@ -40,6 +40,7 @@ ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
     # Each entry's appointment_id and starts_at; only the times are shown.
     Kind.COURSE_CONFIRMATION: ("appointments",),
     Kind.APPOINTMENT_REMINDER: ("starts_at",),
+    Kind.PREVISIT_INSTRUCTIONS: ("starts_at",),
     Kind.APPOINTMENT_MOVED: ("starts_at",),
     Kind.APPOINTMENT_CANCELLED: ("starts_at",),
     Kind.SESSION_FOLLOW_UP: (),
@@ -49,6 +50,10 @@ ALLOWED_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.PAYMENT_RECEIPT: ("number", "amount_cents", "currency", "received_at"),
     Kind.INVOICE_OVERDUE: ("number", "balance_cents", "currency", "due_date"),
     Kind.REFUND_ISSUED: ("amount_cents", "currency", "issued_at"),
+    # Answers to STOP, START and HELP: the clinic's name and phone only.
+    Kind.SMS_OPT_OUT_CONFIRMATION: (),
+    Kind.SMS_OPT_IN_CONFIRMATION: (),
+    Kind.SMS_HELP_REPLY: (),
     Kind.STAFF_RISK_ALERT: ("mrn", "flags", "instrument", "response_id", "raised_at"),
     Kind.STAFF_VITALS_ALERT: ("mrn", "chair_id", "clinician_id", "session_id", "recorded_at", "alerts"),
 }

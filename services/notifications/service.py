@@ -11,14 +11,14 @@ from __future__ import annotations
 import common.service
 from services.notifications import dependencies
 from services.notifications.capabilities import (
-    delivery, delivery_log, patient_messages, preferences, self_report, staff_alerts,
+    delivery, delivery_log, inbound_sms, patient_messages, preferences, self_report, staff_alerts,
 )
 from services.notifications.channels import Channels
 
 
 class NotificationsService(preferences.Preferences, patient_messages.PatientMessages, staff_alerts.StaffAlerts,
                            delivery.Delivery, delivery_log.DeliveryLog, self_report.SelfReportLinks,
-                           common.service.ClinicService):
+                           inbound_sms.InboundSmsWebhook, common.service.ClinicService):
     name = "notifications"
 
     channels = Channels()

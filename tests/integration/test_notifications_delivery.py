@@ -111,9 +111,11 @@ def test_reminders_come_due_and_are_delivered_exactly_once(notifications, amqp, 
     assert request.headers["Authorization"] == "Bearer sms-api-key"
     assert request.json()["to"] == "+14155550123" and request.headers["Idempotency-Key"] == request.json()["reference"]
     assert len({r.json()["reference"] for r in receiver.requests("/sms")}) == 3
+    # Booked two hours ahead: too late for the pre-visit text (fasting starts six hours before).
     assert statuses(notifications, appointment_id="appt-1") == {
         ("appointment_confirmation", "email"): "sent", ("appointment_confirmation", "sms"): "sent",
-        ("appointment_reminder", "email"): "sent", ("appointment_reminder", "sms"): "sent"}
+        ("appointment_reminder", "email"): "sent", ("appointment_reminder", "sms"): "sent",
+        ("previsit_instructions", "sms"): "skipped"}
     sent = events.wait_for("notification.sent", count=6)
     assert sent["producer"] == "notifications" and set(sent["data"]) == {
         "notification_id", "kind", "channel", "recipient", "patient_id", "dedupe_key", "sent_at"}

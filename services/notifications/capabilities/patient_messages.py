@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from common.events import iso, utcnow
 from common.handlers import consumes
 from services.billing.events import InvoiceIssued, InvoiceOverdue, PaymentReceived, RefundIssued
-from services.notifications import domain, rendering
+from services.notifications import domain, rendering, two_way_sms
 from services.notifications.capabilities.messages_owed import MessagesOwed
-from services.notifications.domain import Kind, Status
+from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, Message, Recipient
 from services.notifications.schemas import parse_instant
 from services.sessions.events import (
@@ -158,6 +158,14 @@ class PatientMessages(MessagesOwed):
                 patient_id=appointment.patient_id, desired=plan.desired, decision=plan.decision,
                 context={"starts_at": iso(starts_at), "reminder": plan.label},
                 appointment_id=appointment.appointment_id)
+        # The day before: fasting, clear liquids and an escort, answered
+        # YES or NO by text (capabilities/inbound_sms.py).
+        previsit = two_way_sms.plan_previsit(starts_at, utcnow(), zone, settings.timing)
+        self._queue_for_patient(
+            uow, event, Kind.PREVISIT_INSTRUCTIONS, reason=f"{appointment.appointment_id}@{iso(starts_at)}",
+            patient_id=appointment.patient_id, desired=previsit.desired, decision=previsit.decision,
+            context={"starts_at": iso(starts_at)}, appointment_id=appointment.appointment_id,
+            channels=(Channel.SMS,))
 
     def _queue_billing(self, uow, event, kind: Kind, *, reason: str) -> None:
         # Every fact a message may show is one its event's contract carries:

@@ -114,7 +114,7 @@ def test_scheduling_queues_a_confirmation_and_reminders_once_even_if_delivered_t
     assert sorted((m["kind"], m["channel"]) for m in queued) == [
         ("appointment_confirmation", "email"), ("appointment_confirmation", "sms"),
         ("appointment_reminder", "email"), ("appointment_reminder", "email"),
-        ("appointment_reminder", "sms"), ("appointment_reminder", "sms")]
+        ("appointment_reminder", "sms"), ("appointment_reminder", "sms"), ("previsit_instructions", "sms")]
     starts = datetime.fromisoformat(data["starts_at"].replace("Z", "+00:00"))
     due = sorted({m["due_at"] for m in queued if m["kind"] == "appointment_reminder"})
     assert due == [(starts - timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (48, 2)]
@@ -131,7 +131,7 @@ def test_cancelling_cancels_the_reminders_and_tells_the_patient(notifications, a
     for m in messages(call, appointment_id="appt-2"):
         by_kind.setdefault(m["kind"], set()).add(m["status"])
     assert by_kind == {"appointment_confirmation": {"cancelled"}, "appointment_reminder": {"cancelled"},
-                       "appointment_cancelled": {"queued"}}
+                       "previsit_instructions": {"cancelled"}, "appointment_cancelled": {"queued"}}
     reminder = next(m for m in messages(call, appointment_id="appt-2") if m["kind"] == "appointment_reminder")
     assert [e["status"] for e in call("get_message", reminder["notification_id"])["log"]] == ["queued", "cancelled"]
 
@@ -156,10 +156,11 @@ def test_moving_an_appointment_moves_its_reminders(notifications, amqp, call):
         **{k: data[k] for k in ("patient_id", "appointment_id", "route", "chair_id", "clinician_id")},
         "previous_starts_at": data["starts_at"], "starts_at": new_start, "ends_at": iso_in(4 * 86400 + 3600)})
     live = [m for m in messages(call, appointment_id="appt-4") if m["status"] == "queued"]
-    assert sorted(m["kind"] for m in live) == ["appointment_moved"] * 2 + ["appointment_reminder"] * 4
+    assert sorted(m["kind"] for m in live) == (["appointment_moved"] * 2 + ["appointment_reminder"] * 4
+                                               + ["previsit_instructions"])
     assert all(new_start in m["dedupe_key"] for m in live)
     old = [m for m in messages(call, appointment_id="appt-4") if m["status"] == "cancelled"]
-    assert len(old) == 6 and all(data["starts_at"] in m["dedupe_key"] or m["kind"] == "appointment_confirmation"
+    assert len(old) == 7 and all(data["starts_at"] in m["dedupe_key"] or m["kind"] == "appointment_confirmation"
                                  for m in old)
 
 

@@ -35,15 +35,17 @@ def test_the_rpc_methods_are_the_documented_ones():
     assert all(f"`{name}(" in documented for name in RPC_METHODS)
 
 
-def test_intake_consumes_no_events():
-    assert entrypoints(EventHandler) == set()
+def test_intake_consumes_only_the_texted_consent_keywords():
+    # STOP and START texted to the clinic change the consents intake keeps.
+    handlers = {(e.source_service, e.event_type): name for name, e in entrypoints(EventHandler)}
+    assert handlers == {("notifications", "sms.keyword_received"): "on_sms_keyword_received"}
 
 
 def test_each_capability_module_can_be_read_in_one_sitting():
     folder = Path(capabilities.__file__).parent
     sizes = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
     assert {"records.py", "patients.py", "consents_and_history.py", "questionnaires.py", "decisions.py",
-            "record_access.py", "self_report.py"} <= set(sizes)
+            "record_access.py", "self_report.py", "sms_keywords.py"} <= set(sizes)
     assert max(sizes.values()) < 300, sizes
 
 
