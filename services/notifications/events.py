@@ -52,3 +52,17 @@ class NotificationFailed(NotificationsEvent):
     attempts: int
     dead: bool
     error: str = Field(max_length=200, description="the provider's short answer")
+
+
+class PreVisitReplyReceived(NotificationsEvent):
+    """A patient answered the pre-visit message (fasting, escort) by SMS,
+    matched to the appointment it was sent for. Only the classified answer
+    leaves notifications, never the message body."""
+
+    type = "previsit.reply_received"
+
+    reply_id: str = Field(description="unique per inbound message")
+    appointment_id: str
+    patient_id: str
+    answer: Literal["confirmed", "declined", "unrecognised"]
+    received_at: Instant

@@ -108,7 +108,8 @@ class Chart:
                                   .order_by(Addendum.written_at)).scalars()
         form = session.execute(sa.select(MonitoringForm).where(
             MonitoringForm.session_id == record.session_id)).scalar_one_or_none()
-        return schemas.session_view(record, readings, effects, addenda, form)
+        return schemas.session_view(record, readings, effects, addenda, form,
+                                    session.get(Appointment, record.appointment_id))
 
     def _course_summary(self, session, plan: TreatmentPlan) -> dict:
         scores = session.execute(sa.select(PHQ9Score).where(PHQ9Score.plan_id == plan.plan_id)
