@@ -160,9 +160,9 @@ class Rules:
                    monitoring_form_days=int(section.get("monitoring_form_days", MONITORING_FORM_DAYS)),
                    check_in_early=timedelta(minutes=int(section.get("check_in_early_minutes",
                                                                     CHECK_IN_EARLY_MINUTES))),
-                   retention=retention_rules.RetentionRules(**{k: int(section[f"retention_{k}"]) for k in ("rebook_hours",
-                                                                                             "lookback_days")
-                                               if f"retention_{k}" in section}))
+                   retention=retention_rules.RetentionRules(**{
+                       key: int(section[f"retention_{key}"]) for key in ("rebook_hours", "lookback_days")
+                       if f"retention_{key}" in section}))
 
 
 def _clock(value) -> time:

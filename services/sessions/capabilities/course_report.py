@@ -44,15 +44,16 @@ class CourseReport(Chart):
                                          .order_by(PHQ9Score.recorded_at, PHQ9Score.id)).scalars():
                 scores.setdefault(score.plan_id, []).append(
                     (hours.local_date(as_utc(score.recorded_at)), score.total))
-        courses = []
-        for plan in plans:
-            count, first_start = given.get(plan.plan_id, (0, None))
-            stopped = (plan.status != "active" and plan.closed_at is not None and count == 1
-                       and plan.course_completed_at is None)
-            courses.append(retention.CourseFacts(
-                started_on=hours.local_date(first_start) if first_start else None,
-                completed_on=hours.local_date(as_utc(plan.course_completed_at)) if plan.course_completed_at else None,
-                stopped_after_first_on=hours.local_date(as_utc(plan.closed_at)) if stopped else None,
-                intake_baseline=plan.baseline_phq9, scores=tuple(scores.get(plan.plan_id, ()))))
+            courses = []
+            for plan in plans:
+                count, first_start = given.get(plan.plan_id, (0, None))
+                stopped = (plan.status != "active" and plan.closed_at is not None and count == 1
+                           and plan.course_completed_at is None)
+                courses.append(retention.CourseFacts(
+                    started_on=hours.local_date(first_start) if first_start else None,
+                    completed_on=hours.local_date(as_utc(plan.course_completed_at))
+                    if plan.course_completed_at else None,
+                    stopped_after_first_on=hours.local_date(as_utc(plan.closed_at)) if stopped else None,
+                    intake_baseline=plan.baseline_phq9, scores=tuple(scores.get(plan.plan_id, ()))))
         return {"from": months[0], "to": months[-1], "time_zone": hours.time_zone,
                 "months": retention.monthly_report(courses, months)}

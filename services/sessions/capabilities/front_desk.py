@@ -170,7 +170,8 @@ class FrontDesk(Chart):
                         data.reply_id)
             return
         if retention.previsit_confirmed(data.answer):
-            if appointment.previsit_confirmed_at is None or as_utc(appointment.previsit_confirmed_at) < data.received_at:
+            earlier = as_utc(appointment.previsit_confirmed_at)
+            if earlier is None or earlier < data.received_at:
                 appointment.previsit_confirmed_at = data.received_at
             self._audit(uow, appointment.patient_id, "previsit_confirmed", appointment.appointment_id)
             return
