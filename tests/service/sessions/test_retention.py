@@ -223,3 +223,30 @@ def test_the_monthly_report_counts_a_completed_course_and_its_outcome(call, pati
     assert len(call("get_retention_report")["months"]) == 12
     with pytest.raises(ValidationFailed):
         call("get_retention_report", "2026-13", None)
+
+
+def test_two_replicas_scanning_at_once_open_each_task_once(call, patient_id, book, give_session, execute, sessions,
+                                                          start_service, events, count):
+    import eventlet
+
+    from services.sessions.service import SessionsService
+
+    for day in (0, 2):
+        give_session(book(call("create_plan", {**IV_PLAN, "patient_id": patient_id}), day_offset=day))
+    execute("UPDATE session_records SET discharged_at = :at", at=datetime.now(timezone.utc) - timedelta(hours=73))
+    events.listen("sessions")
+    replica = start_service(SessionsService)
+
+    def scan(container):
+        with entrypoint_hook(container, "find_courses_without_next_booking") as hook:
+            hook()
+
+    # What each run returns is not asserted: concurrent hooks on one
+    # container all hand back the first worker's result.
+    for run in [eventlet.spawn(scan, container) for container in (sessions, replica, sessions, replica)]:
+        run.wait()
+    assert count("front_desk_tasks", "kind = 'no_next_booking' AND state = 'open'") == 2
+    assert count("appointments", "retention_checked_at IS NOT NULL") == 2
+    events.wait_for("front_desk_task.opened", count=2)
+    eventlet.sleep(0.5)  # room for a third event to show up: none may
+    assert len(events.events("front_desk_task.opened")) == 2
