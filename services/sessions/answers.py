@@ -63,6 +63,16 @@ class PlanList(ItemList[PlanView]):
     pass
 
 
+class PreVisitView(View):
+    """The pre-visit checklist as the patient confirmed it by SMS reply."""
+
+    confirmed: bool
+    fasting_confirmed: bool
+    escort_confirmed: bool
+    confirmed_at: datetime | None
+    note: str | None = Field(description='"confirmed by patient reply at …", for the check-in screen')
+
+
 class AppointmentView(View):
     appointment_id: str
     plan_id: str
@@ -78,6 +88,7 @@ class AppointmentView(View):
     cancelled_at: datetime | None
     late_cancellation: bool | None
     cancelled_by_role: str | None
+    previsit: PreVisitView
 
 
 class AppointmentList(ItemList[AppointmentView]):
@@ -177,6 +188,7 @@ class ChecklistView(View):
     pre_gad7: int | None
     mood_score: int | None
     missing: list[str]
+    previsit: PreVisitView | None
 
 
 class MonitoringGap(View):
@@ -292,3 +304,43 @@ class OutcomeTrajectory(View):
     courses: list[CourseOfTreatment]
     points: list[OutcomePoint] = Field(description="PHQ-9 and GAD-7 totals in time order")
     sessions: list[SessionMarker] = Field(description="completed sessions in time order")
+
+
+class FrontDeskTaskView(View):
+    task_id: str
+    kind: str = Field(description="no_next_booking, no_show, stopped_after_first, previsit_unconfirmed")
+    state: str = Field(description="open or closed")
+    reason: str
+    patient_id: str
+    mrn: str | None
+    patient_name: str | None
+    plan_id: str | None
+    appointment_id: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    close_outcome: str | None = Field(description="booked or declined")
+    close_reason: str | None
+
+
+class FrontDeskTaskPage(Page[FrontDeskTaskView]):
+    pass
+
+
+class RetentionMonth(View):
+    month: str = Field(description="YYYY-MM, clinic time")
+    courses_started: int = Field(description="first induction session given in the month")
+    courses_completed: int = Field(description="last induction session given in the month")
+    stopped_after_first: int = Field(description="plans stopped in the month after one induction session")
+    median_days_to_complete: float | None = Field(description="first to last session, of those completed")
+    with_phq9_change: int = Field(description="completed courses with a baseline and a final PHQ-9")
+    response_rate: float | None = Field(description="share of those with a PHQ-9 drop of 50 % or more")
+    with_final_phq9: int
+    remission_rate: float | None = Field(description="share of those with a final PHQ-9 below 5")
+
+
+class RetentionReport(View):
+    from_: str = Field(alias="from")
+    to: str
+    time_zone: str
+    months: list[RetentionMonth]

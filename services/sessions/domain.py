@@ -24,6 +24,8 @@ from services.sessions.monitoring import (  # noqa: F401 (re-exported)
     discharge_problems, minutes_between, missing_checklist_items, monitoring_form_due, monitoring_gaps,
     rems_monitoring_problems, vitals_alerts,
 )
+# The module, not its names: retention reads course_outcome from here.
+from services.sessions import retention as retention_rules
 from services.sessions.scheduling_rules import (  # noqa: F401 (re-exported)
     APPOINTMENT_MOVES, HOLDING, LATE_CANCELLATION_HOURS, WEEKDAYS, AppointmentStatus, ClinicHours, CourseRules,
     appointment_length, check_appointment_move, check_on_grid, check_spacing, check_within_hours, free_starts,
@@ -131,6 +133,7 @@ class Rules:
     late_cancellation_hours: int = LATE_CANCELLATION_HOURS
     monitoring_form_days: int = MONITORING_FORM_DAYS
     check_in_early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)
+    retention: retention_rules.RetentionRules = field(default_factory=lambda: retention_rules.RetentionRules())
 
     @classmethod
     def from_config(cls, section: dict | None) -> "Rules":
@@ -156,7 +159,10 @@ class Rules:
                    late_cancellation_hours=int(section.get("late_cancellation_hours", LATE_CANCELLATION_HOURS)),
                    monitoring_form_days=int(section.get("monitoring_form_days", MONITORING_FORM_DAYS)),
                    check_in_early=timedelta(minutes=int(section.get("check_in_early_minutes",
-                                                                    CHECK_IN_EARLY_MINUTES))))
+                                                                    CHECK_IN_EARLY_MINUTES))),
+                   retention=retention_rules.RetentionRules(**{
+                       key: int(section[f"retention_{key}"]) for key in ("rebook_hours", "lookback_days")
+                       if f"retention_{key}" in section}))
 
 
 def _clock(value) -> time:

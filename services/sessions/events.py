@@ -218,3 +218,38 @@ class CourseCompleted(SessionsEvent):
     change_percent: float | None = Field(description="negative for an improvement, e.g. -50.0")
     response: bool = Field(description="PHQ-9 down by 50 % or more")
     remission: bool = Field(description="final PHQ-9 below 5")
+
+
+TASK_KIND = "no_next_booking, no_show, stopped_after_first, previsit_unconfirmed"
+
+
+class FrontDeskTaskOpened(SessionsEvent):
+    """The front desk is asked to call a patient: no next induction session
+    booked in time after one was given, a no-show, a course stopped after its
+    first session, or a pre-visit reply that did not confirm. One open task
+    per patient, kind and plan."""
+
+    type = "front_desk_task.opened"
+
+    task_id: str
+    kind: str = Field(description=TASK_KIND)
+    patient_id: str
+    plan_id: str | None
+    appointment_id: str | None = Field(description="the appointment that opened it, if one did")
+    opened_at: Instant
+
+
+class FrontDeskTaskClosed(SessionsEvent):
+    """A task is closed: the patient was booked again (by the booking itself
+    or by staff), or staff record that the patient declined (the reason
+    stays in sessions)."""
+
+    type = "front_desk_task.closed"
+
+    task_id: str
+    kind: str = Field(description=TASK_KIND)
+    patient_id: str
+    plan_id: str | None
+    appointment_id: str | None
+    outcome: Literal["booked", "declined"]
+    closed_at: Instant

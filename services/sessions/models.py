@@ -79,6 +79,8 @@ class TreatmentPlan(Base):
     baseline_phq9: Mapped[int | None]
     status: Mapped[str] = mapped_column(sa.String(20), default="active")
     course_completed_at: Mapped[datetime | None]
+    # When the plan left "active" (stopped or closed), for the course report.
+    closed_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(sa.String(160))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(sa.String(160))
@@ -104,6 +106,11 @@ class Appointment(Base):
     cancelled_by_role: Mapped[str | None] = mapped_column(sa.String(20))
     booked_by: Mapped[str | None] = mapped_column(sa.String(160))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The patient confirmed fasting and an escort by replying to the
+    # pre-visit message; shown at check-in.
+    previsit_confirmed_at: Mapped[datetime | None]
+    # When the retention timer looked at this completed session (once).
+    retention_checked_at: Mapped[datetime | None]
 
 
 class ResourceBooking(Base):
@@ -229,6 +236,42 @@ class OutcomeScore(Base):
     # staff or self_report (see domain.ScoreSource)
     source: Mapped[str] = mapped_column(sa.String(20))
     total: Mapped[int]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FrontDeskTask(Base):
+    """Someone at the front desk should call the patient: a course at risk
+    of lapsing or a visit not confirmed. ``open_key`` is set only while the
+    task is open, and unique, so the rules that open tasks can fire again
+    (timers on several replicas, a redelivered event) without a second one."""
+
+    __tablename__ = "front_desk_tasks"
+
+    task_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(sa.String(30), index=True)
+    patient_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    plan_id: Mapped[str | None] = mapped_column(sa.String(36))
+    appointment_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # Why it was opened, in the clinic's words; written by the service, never patient text.
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    state: Mapped[str] = mapped_column(sa.String(10), default="open", index=True)
+    open_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(sa.String(160))
+    close_outcome: Mapped[str | None] = mapped_column(sa.String(10))
+    close_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class PreVisitReply(Base):
+    """A patient's answer to the pre-visit message, once per reply."""
+
+    __tablename__ = "previsit_replies"
+
+    reply_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    appointment_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    answer: Mapped[str] = mapped_column(sa.String(20))
+    received_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

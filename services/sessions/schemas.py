@@ -7,12 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from common.errors import field_error
 from common.events import as_utc, iso
 from common.validation import Schema, require_offset
-from services.sessions import domain
+from services.sessions import domain, retention
 from services.sessions.models import (
-    Addendum, Appointment, MonitoringForm, PatientEligibility, Resource, SessionRecord, SideEffect, TreatmentPlan,
-    VitalsReading,
+    Addendum, Appointment, FrontDeskTask, MonitoringForm, PatientEligibility, Resource, SessionRecord, SideEffect,
+    TreatmentPlan, VitalsReading,
 )
 
 RouteCode = Literal["iv_infusion", "im_injection", "intranasal_esketamine", "oral_sublingual"]
@@ -210,6 +211,26 @@ class AbortInput(Schema):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class TaskClosure(Schema):
+    """``booked``: the patient is on the schedule again; ``declined``: the
+    patient does not want to go on, with the reason they gave."""
+
+    outcome: Literal["booked", "declined"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+def task_state(value) -> str:
+    if value not in {s.value for s in retention.TaskState}:
+        raise field_error("state", "must be open or closed")
+    return value
+
+
+def task_kind(value) -> str:
+    if value not in {k.value for k in retention.TaskKind}:
+        raise field_error("kind", "must be one of " + ", ".join(k.value for k in retention.TaskKind))
+    return value
+
+
 class AddendumInput(Schema):
     text: str = Field(min_length=3, max_length=4000)
 
@@ -267,7 +288,27 @@ def appointment_view(record: Appointment) -> dict:
             "kind": record.kind, "sequence": record.sequence, "route": record.route,
             "starts_at": iso(record.starts_at), "ends_at": iso(record.ends_at), "chair_id": record.chair_id,
             "clinician_id": record.clinician_id, "status": record.status, "cancelled_at": iso(record.cancelled_at),
-            "late_cancellation": record.late_cancellation, "cancelled_by_role": record.cancelled_by_role}
+            "late_cancellation": record.late_cancellation, "cancelled_by_role": record.cancelled_by_role,
+            "previsit": previsit_view(record)}
+
+
+def previsit_view(record: Appointment) -> dict:
+    """The pre-visit checklist (fasting, escort) as the patient confirmed it
+    by replying to the pre-visit message; what the check-in screen shows."""
+    confirmed_at = iso(record.previsit_confirmed_at)
+    return {"confirmed": confirmed_at is not None, "fasting_confirmed": confirmed_at is not None,
+            "escort_confirmed": confirmed_at is not None, "confirmed_at": confirmed_at,
+            "note": f"confirmed by patient reply at {confirmed_at}" if confirmed_at else None}
+
+
+def task_view(task: FrontDeskTask, patient: PatientEligibility | None) -> dict:
+    return {"task_id": task.task_id, "kind": task.kind, "state": task.state, "reason": task.reason,
+            "patient_id": task.patient_id, "mrn": patient.mrn if patient else None,
+            "patient_name": " ".join(filter(None, (patient.given_name, patient.family_name))) or None
+            if patient else None,
+            "plan_id": task.plan_id, "appointment_id": task.appointment_id,
+            "opened_at": iso(task.opened_at), "closed_at": iso(task.closed_at), "closed_by": task.closed_by,
+            "close_outcome": task.close_outcome, "close_reason": task.close_reason}
 
 
 def reading_view(reading: VitalsReading) -> dict:
@@ -301,7 +342,7 @@ def checklist_facts(record: SessionRecord) -> dict:
 
 
 def session_view(record: SessionRecord, readings: list[VitalsReading], effects, addenda,
-                 form: MonitoringForm | None) -> dict:
+                 form: MonitoringForm | None, appointment: Appointment | None = None) -> dict:
     """The whole record: ``readings`` in time order, with its side effects,
     addenda and REMS monitoring form (if any)."""
     return {
@@ -310,7 +351,8 @@ def session_view(record: SessionRecord, readings: list[VitalsReading], effects, 
         "checklist": {"fasting_confirmed": record.fasting_confirmed, "escort_confirmed": record.escort_confirmed,
                       "weight_kg": record.weight_kg, "baseline_vitals": record.baseline_vitals,
                       "pre_phq9": record.pre_phq9, "pre_gad7": record.pre_gad7, "mood_score": record.mood_score,
-                      "missing": domain.missing_checklist_items(checklist_facts(record))},
+                      "missing": domain.missing_checklist_items(checklist_facts(record)),
+                      "previsit": previsit_view(appointment) if appointment is not None else None},
         "route": record.route, "drug": record.drug, "dose_mg": record.dose_mg, "lot_number": record.lot_number,
         "started_at": iso(record.started_at), "ended_at": iso(record.ended_at),
         "duration_minutes": domain.minutes_between(as_utc(record.started_at), as_utc(record.ended_at)),

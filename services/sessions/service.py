@@ -12,15 +12,15 @@ from __future__ import annotations
 import common.service
 from services.sessions import domain
 from services.sessions.capabilities import (
-    discharge, eligibility, outcomes, plans, rems_forms, resources, scheduling, self_reports, session_records,
-    trajectory,
+    course_report, discharge, eligibility, front_desk, outcomes, plans, rems_forms, resources, scheduling,
+    self_reports, session_records, trajectory,
 )
 
 
 class SessionsService(resources.Resources, eligibility.Eligibility, plans.Plans, scheduling.Scheduling,
                       session_records.SessionRecords, discharge.Discharge, rems_forms.RemsForms,
                       outcomes.Outcomes, self_reports.SelfReports, trajectory.OutcomeTrajectory,
-                      common.service.ClinicService):
+                      front_desk.FrontDesk, course_report.CourseReport, common.service.ClinicService):
     name = "sessions"
 
     rules = common.service.ConfigSection("SESSIONS", domain.Rules.from_config)

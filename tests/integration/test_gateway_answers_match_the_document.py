@@ -142,6 +142,14 @@ def test_every_route_answers_what_the_document_declares(clinic, databases):
                                    "ends_at = ends_at - interval '60 days' WHERE appointment_id = :a"), {"a": late})
     walk("POST", f"/api/v1/appointments/{late}/no-show", FRONT)
 
+    # Course retention: the no-show asked the front desk to call; the clinic's monthly report.
+    task_id = walk("GET", "/api/v1/front-desk-tasks", FRONT, params={"kind": "no_show"})["items"][0]["task_id"]
+    walk("GET", f"/api/v1/front-desk-tasks/{task_id}", FRONT)
+    walk("POST", f"/api/v1/front-desk-tasks/{task_id}/closure", FRONT,
+         json={"outcome": "declined", "reason": "will call back after the holidays"})
+    this_month = date.today().strftime("%Y-%m")
+    walk("GET", "/api/v1/reports/retention", CLIN, params={"from": "2026-01", "to": this_month})
+
     # The checked-in session, from checklist to a signed record.
     walk("GET", f"/api/v1/sessions/{sid}", CLIN)
     walk("PATCH", f"/api/v1/sessions/{sid}/checklist", FRONT, json={"mood_score": 4})

@@ -13,11 +13,14 @@ the count for a deeper run by hand (e.g. FUZZ_EXAMPLES=200 with --timeout
 3600), FUZZ_RANDOM=1 draws other examples each time."""
 import os
 import re
+import uuid
+from datetime import datetime, timezone
 
 import eventlet
 import httpx
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -89,13 +92,27 @@ def records_to_aim_at(rpc, api, databases) -> dict[str, str]:
     notification = wait_until(lambda: api.get("/api/v1/notifications", params={"patient_id": pid},
                                               headers=admin).json()["items"], timeout=30)[0]
     forms = api.get("/api/v1/monitoring-forms", params={"overdue": "false"}, headers=clinician).json()["items"]
+    task_id = open_front_desk_task(databases, pid, plan["plan_id"], appointment["appointment_id"])
     return {
         "patient_id": pid, "plan_id": plan["plan_id"], "appointment_id": appointment["appointment_id"],
         "session_id": session["session_id"], "charge_id": charge["charge_id"],
         "invoice_id": invoice["invoice_id"], "payment_id": payment["payment"]["payment_id"],
         "package_id": package["package_id"], "notification_id": notification["notification_id"],
-        **({"form_id": forms[0]["form_id"]} if forms else {}),
+        "task_id": task_id, **({"form_id": forms[0]["form_id"]} if forms else {}),
     }
+
+
+def open_front_desk_task(databases, patient_id, plan_id, appointment_id) -> str:
+    """An open front-desk task, as an unconfirmed pre-visit reply leaves one."""
+    task_id = str(uuid.uuid4())
+    with databases.engine("sessions").begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO front_desk_tasks (task_id, kind, patient_id, plan_id, appointment_id, reason, state, "
+            "open_key, opened_at) VALUES (:task_id, 'previsit_unconfirmed', :patient_id, :plan_id, "
+            ":appointment_id, 'the patient declined the pre-visit message', 'open', :key, :now)"),
+            {"task_id": task_id, "patient_id": patient_id, "plan_id": plan_id, "appointment_id": appointment_id,
+             "key": f"{patient_id}:previsit_unconfirmed:{plan_id}", "now": datetime.now(timezone.utc)})
+    return task_id
 
 
 def roles_of(method: str, path: str) -> list[str]:

@@ -108,7 +108,8 @@ class Chart:
                                   .order_by(Addendum.written_at)).scalars()
         form = session.execute(sa.select(MonitoringForm).where(
             MonitoringForm.session_id == record.session_id)).scalar_one_or_none()
-        return schemas.session_view(record, readings, effects, addenda, form)
+        return schemas.session_view(record, readings, effects, addenda, form,
+                                    session.get(Appointment, record.appointment_id))
 
     def _course_summary(self, session, plan: TreatmentPlan) -> dict:
         # Response and remission are PHQ-9's alone; GAD-7 is in the series beside it.

@@ -7,10 +7,13 @@ import sqlalchemy as sa
 from common import idempotency
 from common.etag import check_if_match
 from common.errors import ValidationFailed
+from common.events import utcnow
 from common.handlers import rpc
 from common.validation import parse, require_id
 from services.sessions import domain, events, schemas
 from services.sessions.capabilities.chart import Chart
+from services.sessions.capabilities.front_desk import completed_inductions, open_task
+from services.sessions.retention import TaskKind, stopped_after_first
 from services.sessions.models import TreatmentPlan
 from services.sessions.schemas import plan_view
 
@@ -64,13 +67,24 @@ class Plans(Chart):
             check_if_match(if_match, plan_view(record))
             if changed.get("max_dose_mg") is not None:
                 changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
+            old_status = record.status
             for name, value in changed.items():
                 setattr(record, name, value)
+            if record.status != old_status:
+                self._status_changed(uow, record, old_status)
             domain.check_plan_dosing(record.route, record.mg_per_kg, record.fixed_dose_mg, record.max_dose_mg,
                                      record.max_mg_per_kg)
             record.updated_by = actor
             self._audit(uow, record.patient_id, "plan_update", record.plan_id)
             return plan_view(record)
+
+    def _status_changed(self, uow, plan, old_status: str) -> None:
+        plan.closed_at = utcnow() if plan.status != "active" else None
+        if stopped_after_first(old_status=old_status, new_status=plan.status,
+                               completed_inductions=completed_inductions(uow.session, plan.plan_id),
+                               course_completed=plan.course_completed_at is not None):
+            open_task(uow, TaskKind.STOPPED_AFTER_FIRST, plan.patient_id, plan.plan_id, None,
+                      "the induction course was stopped after its first session")
 
     @rpc
     def get_plan(self, plan_id):

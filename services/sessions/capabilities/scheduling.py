@@ -16,7 +16,9 @@ from common.handlers import rpc
 from common.validation import paging, parse, require_id
 from services.sessions import domain, events, schemas
 from services.sessions.capabilities.chart import Chart, actor_role, flush_or_conflict, parse_day
+from services.sessions.capabilities.front_desk import close_tasks_answered_by_booking, open_task
 from services.sessions.domain import AppointmentStatus
+from services.sessions.retention import TaskKind
 from services.sessions.models import Appointment, PatientEligibility, Resource, ResourceBooking, TreatmentPlan
 from services.sessions.schemas import appointment_view
 
@@ -141,6 +143,8 @@ class Scheduling(Chart):
                 patient_id=record.patient_id, appointment_id=record.appointment_id,
                 starts_at=record.starts_at, route=record.route,
             ))
+            open_task(uow, TaskKind.NO_SHOW, record.patient_id, record.plan_id, record.appointment_id,
+                      f"did not come to {record.kind} session {record.sequence}")
             return appointment_view(record)
 
     @rpc
@@ -303,6 +307,7 @@ class Scheduling(Chart):
             # Set when booked as part of a course: the course.booked event then speaks for it.
             course_id=course_id,
         ))
+        close_tasks_answered_by_booking(uow, record, self.db.actor)
         return record
 
     def _hold(self, session, record: Appointment) -> None:

@@ -10,7 +10,7 @@ from alembic import command
 from common.migrations import alembic_config, upgrade
 from tests.support.databases import POSTGRES_ADMIN_URL
 
-BEFORE = "0004"
+BEFORE = "0005_front_desk_tasks"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -21,6 +21,7 @@ RPC_METHODS = {
     "record_side_effect", "complete_session", "abort_session", "sign_session", "add_addendum", "get_session",
     "export_fhir", "list_monitoring_forms", "submit_monitoring_form", "record_phq9", "get_course_summary",
     "list_record_access", "trajectory", "export_trajectory_fhir", "trajectory_chart",
+    "list_front_desk_tasks", "get_front_desk_task", "close_front_desk_task", "get_retention_report",
 }
 # (producer, event type) → handler: the handler's name is part of its queue's name.
 EVENT_HANDLERS = {
@@ -30,6 +31,7 @@ EVENT_HANDLERS = {
     ("intake", "patient.registered"): "on_patient_registered",
     ("intake", "patient.updated"): "on_patient_updated",
     ("intake", "self_report.completed"): "on_self_report_completed",
+    ("notifications", "previsit.reply_received"): "on_previsit_reply",
 }
 
 

@@ -6,14 +6,14 @@ self-reported ones of the past were stored unmarked, so nothing tells them
 apart now. The check-in checklist may carry a pre-session GAD-7 too.
 
 Revision ID: 0006_outcome_series_sources
-Revises: 0004
+Revises: 0005_front_desk_tasks
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0006_outcome_series_sources'
-down_revision = '0004'
+down_revision = '0005_front_desk_tasks'
 branch_labels = None
 depends_on = None
 
