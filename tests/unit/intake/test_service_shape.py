@@ -35,8 +35,8 @@ def test_the_rpc_methods_are_the_documented_ones():
     assert all(f"`{name}(" in documented for name in RPC_METHODS)
 
 
-def test_intake_consumes_no_events():
-    assert entrypoints(EventHandler) == set()
+def test_intake_consumes_only_the_self_report_schedule():
+    assert {name for name, _ in entrypoints(EventHandler)} == {"on_self_report_due"}
 
 
 def test_each_capability_module_can_be_read_in_one_sitting():
