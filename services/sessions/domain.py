@@ -24,6 +24,7 @@ from services.sessions.monitoring import (  # noqa: F401 (re-exported)
     discharge_problems, minutes_between, missing_checklist_items, monitoring_form_due, monitoring_gaps,
     rems_monitoring_problems, vitals_alerts,
 )
+from services.sessions.self_report_schedule import ScheduleRules
 from services.sessions.scheduling_rules import (  # noqa: F401 (re-exported)
     APPOINTMENT_MOVES, HOLDING, LATE_CANCELLATION_HOURS, WEEKDAYS, AppointmentStatus, ClinicHours, CourseRules,
     appointment_length, check_appointment_move, check_on_grid, check_spacing, check_within_hours, free_starts,
@@ -131,6 +132,7 @@ class Rules:
     late_cancellation_hours: int = LATE_CANCELLATION_HOURS
     monitoring_form_days: int = MONITORING_FORM_DAYS
     check_in_early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)
+    self_report: ScheduleRules = field(default_factory=ScheduleRules)
 
     @classmethod
     def from_config(cls, section: dict | None) -> "Rules":
@@ -156,7 +158,8 @@ class Rules:
                    late_cancellation_hours=int(section.get("late_cancellation_hours", LATE_CANCELLATION_HOURS)),
                    monitoring_form_days=int(section.get("monitoring_form_days", MONITORING_FORM_DAYS)),
                    check_in_early=timedelta(minutes=int(section.get("check_in_early_minutes",
-                                                                    CHECK_IN_EARLY_MINUTES))))
+                                                                    CHECK_IN_EARLY_MINUTES))),
+                   self_report=ScheduleRules.from_config(section.get("self_report")))
 
 
 def _clock(value) -> time:

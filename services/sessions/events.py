@@ -218,3 +218,18 @@ class CourseCompleted(SessionsEvent):
     change_percent: float | None = Field(description="negative for an improvement, e.g. -50.0")
     response: bool = Field(description="PHQ-9 down by 50 % or more")
     remission: bool = Field(description="final PHQ-9 below 5")
+
+
+class SelfReportDue(SessionsEvent):
+    """The self-report schedule on a treatment plan says a form is due (before
+    an induction session, weekly in maintenance, or the day after a session);
+    intake sends the patient a link as if staff had asked. Once per
+    ``due_id``, whichever replica's timer finds it."""
+
+    type = "self_report.due"
+
+    patient_id: str
+    plan_id: str
+    due_id: str = Field(description="stable for one form of one occasion, e.g. `before:<appointment_id>:phq9`; "
+                                    "intake sends one link per due id")
+    questionnaire: Literal["phq9", "gad7", "cssrs", "check_in"]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import common.service
 from services.sessions import domain
 from services.sessions.capabilities import (
-    discharge, eligibility, outcomes, plans, rems_forms, resources, scheduling, self_reports, session_records,
+    discharge, eligibility, outcomes, plans, rems_forms, resources, scheduling, self_report_schedule, self_reports,
+    session_records,
 )
 
 
 class SessionsService(resources.Resources, eligibility.Eligibility, plans.Plans, scheduling.Scheduling,
                       session_records.SessionRecords, discharge.Discharge, rems_forms.RemsForms,
-                      outcomes.Outcomes, self_reports.SelfReports, common.service.ClinicService):
+                      outcomes.Outcomes, self_reports.SelfReports, self_report_schedule.SelfReportSchedule,
+                      common.service.ClinicService):
     name = "sessions"
 
     rules = common.service.ConfigSection("SESSIONS", domain.Rules.from_config)
