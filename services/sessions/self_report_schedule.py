@@ -48,7 +48,10 @@ class ScheduleRules:
             if name in section:
                 values[name] = int(section[name])
         if "after_session_at" in section:
-            hour, minute = str(section["after_session_at"]).split(":")
+            at = section["after_session_at"]
+            if isinstance(at, int):  # YAML reads 10:00 as sexagesimal minutes
+                at = f"{at // 60}:{at % 60}"
+            hour, minute = str(at).split(":")
             values["after_session_at"] = time(int(hour), int(minute))
         return cls(**values)
 

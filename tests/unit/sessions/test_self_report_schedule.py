@@ -68,8 +68,11 @@ def test_an_occasion_turned_off_makes_nothing_due():
 
 
 def test_the_schedule_rules_come_from_the_sessions_section():
-    rules = domain.Rules.from_config({"self_report": {"before_induction_hours": 18, "after_session_at": "09:30",
+    # 570: how YAML reads an unquoted 09:30 (sexagesimal minutes).
+    rules = domain.Rules.from_config({"self_report": {"before_induction_hours": 18, "after_session_at": 570,
                                                       "after_session_window_hours": 24}}).self_report
     assert (rules.before_induction_hours, rules.after_session_at, rules.after_session_window_hours) == \
         (18, time(9, 30), 24)
+    assert domain.Rules.from_config({"self_report": {"after_session_at": "09:30"}}).self_report.after_session_at \
+        == time(9, 30)
     assert domain.Rules.from_config({}).self_report == ScheduleRules()
