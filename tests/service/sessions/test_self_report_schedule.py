@@ -24,8 +24,8 @@ def announce(sessions):
     return announce
 
 
-def book(call, plan, chairs, clinicians, hour=9):
-    return call("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(MONDAY, hour)),
+def book(call, plan, chairs, clinicians, day=MONDAY):
+    return call("book_appointment", {"plan_id": plan["plan_id"], "starts_at": iso(clinic_time(day, 9)),
                                      "chair_id": chairs[0], "clinician_id": clinicians[0]})
 
 
@@ -97,3 +97,24 @@ def test_phq9_is_announced_weekly_in_maintenance(call, plan, execute, announce, 
     assert announce() == 0
     due = events.wait_for("self_report.due")["data"]
     assert (due["due_id"], due["questionnaire"]) == (f"weekly:{plan['plan_id']}:1:phq9", "phq9")
+
+
+def test_two_replicas_running_the_timer_announce_each_form_once(start_service, call, plan, chairs, clinicians,
+                                                                execute, events, count):
+    import eventlet
+    from services.sessions.service import SessionsService
+    from tests.support.billing import wait_until
+
+    events.listen("sessions")
+    appointments = [book(call, plan, chairs, clinicians, clinic_monday(weeks)) for weeks in (2, 3, 4)]
+    soon = datetime.now(timezone.utc) + timedelta(hours=3)
+    for n, appointment in enumerate(appointments):
+        execute("UPDATE appointments SET starts_at = :at WHERE appointment_id = :id",
+                at=soon + timedelta(minutes=n), id=appointment["appointment_id"])
+    for _ in range(2):
+        start_service(SessionsService, SESSIONS={"self_report_scan_seconds": 0.05})
+    wait_until(lambda: len(events.events("self_report.due")) >= 6, timeout=20)
+    eventlet.sleep(1)  # many more rounds of both timers
+    due_ids = [e["data"]["due_id"] for e in events.events("self_report.due")]
+    assert len(due_ids) == len(set(due_ids)) == 6
+    assert count("self_report_dues") == 6
