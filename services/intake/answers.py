@@ -141,7 +141,7 @@ class SelfReportRequestView(View):
 
     request_id: str
     patient_id: str
-    questionnaire: Literal["phq9", "gad7"]
+    questionnaire: Literal["phq9", "gad7", "cssrs", "check_in"]
     channel: Literal["any", "email", "sms"]
     requested_by: str | None
     requested_at: datetime

@@ -350,14 +350,17 @@ def check_can_decline(status: IntakeStatus) -> None:
 # Self-report by secure link
 # --------------------------------------------------------------------------
 
-# What a patient may be sent to fill in alone: C-SSRS and PCL-5 stay with
-# staff, who can act on an answer while the patient is there.
-SELF_REPORT_QUESTIONNAIRES = ("phq9", "gad7")
+# What a patient may be sent to fill in alone. PCL-5 stays with staff. A
+# C-SSRS "yes" by link pages the on-duty staff at once (patient.risk_flagged),
+# as does a "yes" to the check-in's self-harm question (services.intake.check_in).
+SELF_REPORT_QUESTIONNAIRES = ("phq9", "gad7", "cssrs", "check_in")
 SELF_REPORT_CHANNELS = ("any", "email", "sms")
 # A rise of this many points on the same instrument since its previous score
 # pages staff like a risk item does.
 SCORE_RISE_ALERT_POINTS = 5
 SCORE_RISE_FLAG = "score_rise"
+# The rise rule is for the symptom scales; a screener's "yes" flags by itself.
+SCORE_RISE_INSTRUMENTS = ("phq9", "gad7")
 
 
 def check_self_report_request(questionnaire, channel) -> None:
@@ -385,6 +388,7 @@ def risk_flags_with_rise(score: QuestionnaireScore, previous_total: int | None) 
     by SCORE_RISE_ALERT_POINTS or more since the previous score of the same
     instrument."""
     flags = tuple(score.risk_flags)
-    if previous_total is not None and score.total - previous_total >= SCORE_RISE_ALERT_POINTS:
+    rose = previous_total is not None and score.total - previous_total >= SCORE_RISE_ALERT_POINTS
+    if rose and score.instrument in SCORE_RISE_INSTRUMENTS:
         flags += (SCORE_RISE_FLAG,)
     return flags

@@ -122,22 +122,24 @@ class IntakeDeclined(IntakeEvent):
 
 
 class PatientRiskFlagged(IntakeEvent):
-    """PHQ-9 item 9 above 0, a positive C-SSRS screener, or a self-reported score
+    """PHQ-9 item 9 above 0, a positive C-SSRS screener, a "yes" to the
+    post-session check-in's self-harm question, or a self-reported score
     that rose by 5 or more: staff are alerted at once."""
 
     type = "patient.risk_flagged"
 
     patient_id: str
     mrn: str
-    flags: list[str] = Field(description="phq9_self_harm_thoughts, cssrs_positive, score_rise (a self-reported "
-                                         "total 5 or more above the previous one)")
+    flags: list[str] = Field(description="phq9_self_harm_thoughts, cssrs_positive, check_in_self_harm, score_rise "
+                                         "(a self-reported total 5 or more above the previous one)")
     instrument: str
     band: str
     response_id: str
 
 
 class SelfReportRequested(IntakeEvent):
-    """Staff asked the patient to fill in a questionnaire by secure link. The
+    """Staff (or the treatment plan's schedule, through ``self_report.due``)
+    asked the patient to fill in a questionnaire by secure link. The
     event carries the request id, never the link's token."""
 
     type = "self_report.requested"
@@ -157,7 +159,7 @@ class SelfReportCompleted(IntakeEvent):
     patient_id: str
     request_id: str
     response_id: str
-    instrument: str = Field(description="phq9 or gad7")
+    instrument: str = Field(description="phq9, gad7, cssrs or check_in")
     total: int
     band: str
     previous_total: int | None = Field(description="the previous score of the same instrument, if any")

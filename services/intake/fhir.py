@@ -17,6 +17,7 @@ INSTRUMENT_CODES = {
              "GAD-7"),
     "pcl5": (f"{LOCAL_CODES}/questionnaire/pcl5", None, "PCL-5"),
     "cssrs": (f"{LOCAL_CODES}/questionnaire/cssrs-screener", None, "C-SSRS screener"),
+    "check_in": (f"{LOCAL_CODES}/questionnaire/post-session-check-in", None, "Post-session check-in"),
 }
 
 

@@ -37,6 +37,12 @@ class EligibilityView(View):
     eligible: bool
 
 
+class SelfReportScheduleView(View):
+    before_induction: list[str]
+    weekly_in_maintenance: list[str]
+    after_session: list[str]
+
+
 class PlanView(View):
     plan_id: str
     patient_id: str
@@ -51,6 +57,8 @@ class PlanView(View):
     min_hours_apart: int
     maintenance_interval_days: int | None
     baseline_phq9: int | None
+    self_report_schedule: SelfReportScheduleView | None = Field(
+        description="forms sent by link per occasion; null sends none")
     status: str
     course_completed_at: datetime | None
     created_by: str | None

@@ -26,6 +26,7 @@ from services.sessions.monitoring import (  # noqa: F401 (re-exported)
 )
 # The module, not its names: retention reads course_outcome from here.
 from services.sessions import retention as retention_rules
+from services.sessions.self_report_schedule import ScheduleRules
 from services.sessions.scheduling_rules import (  # noqa: F401 (re-exported)
     APPOINTMENT_MOVES, HOLDING, LATE_CANCELLATION_HOURS, WEEKDAYS, AppointmentStatus, ClinicHours, CourseRules,
     appointment_length, check_appointment_move, check_on_grid, check_spacing, check_within_hours, free_starts,
@@ -134,6 +135,7 @@ class Rules:
     monitoring_form_days: int = MONITORING_FORM_DAYS
     check_in_early: timedelta = timedelta(minutes=CHECK_IN_EARLY_MINUTES)
     retention: retention_rules.RetentionRules = field(default_factory=lambda: retention_rules.RetentionRules())
+    self_report: ScheduleRules = field(default_factory=ScheduleRules)
 
     @classmethod
     def from_config(cls, section: dict | None) -> "Rules":
@@ -162,7 +164,8 @@ class Rules:
                                                                     CHECK_IN_EARLY_MINUTES))),
                    retention=retention_rules.RetentionRules(**{
                        key: int(section[f"retention_{key}"]) for key in ("rebook_hours", "lookback_days")
-                       if f"retention_{key}" in section}))
+                       if f"retention_{key}" in section}),
+                   self_report=ScheduleRules.from_config(section.get("self_report")))
 
 
 def _clock(value) -> time:

@@ -253,3 +253,18 @@ class FrontDeskTaskClosed(SessionsEvent):
     appointment_id: str | None
     outcome: Literal["booked", "declined"]
     closed_at: Instant
+
+
+class SelfReportDue(SessionsEvent):
+    """The self-report schedule on a treatment plan says a form is due (before
+    an induction session, weekly in maintenance, or the day after a session);
+    intake sends the patient a link as if staff had asked. Once per
+    ``due_id``, whichever replica's timer finds it."""
+
+    type = "self_report.due"
+
+    patient_id: str
+    plan_id: str
+    due_id: str = Field(description="stable for one form of one occasion, e.g. `before:<appointment_id>:phq9`; "
+                                    "intake sends one link per due id")
+    questionnaire: Literal["phq9", "gad7", "cssrs", "check_in"]

@@ -77,6 +77,9 @@ class TreatmentPlan(Base):
     min_hours_apart: Mapped[int]
     maintenance_interval_days: Mapped[int | None]
     baseline_phq9: Mapped[int | None]
+    # Which forms the patient is sent by link, and when (self_report_schedule.py);
+    # null sends nothing (plans made before there was a schedule).
+    self_report_schedule: Mapped[dict | None]
     status: Mapped[str] = mapped_column(sa.String(20), default="active")
     course_completed_at: Mapped[datetime | None]
     # When the plan left "active" (stopped or closed), for the course report.
@@ -273,6 +276,21 @@ class PreVisitReply(Base):
     answer: Mapped[str] = mapped_column(sa.String(20))
     received_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SelfReportDue(Base):
+    """A form the plan's schedule made due, one row per occasion: the row is
+    the claim (its key decides which replica's timer announces it) and the
+    record that ``self_report.due`` went out."""
+
+    __tablename__ = "self_report_dues"
+
+    due_id: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(sa.ForeignKey("treatment_plans.plan_id"), index=True)
+    patient_id: Mapped[str] = mapped_column(sa.String(36))
+    questionnaire: Mapped[str] = mapped_column(sa.String(10))
+    due_at: Mapped[datetime]
+    announced_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RecordAccess(RecordAccessMixin, Base):

@@ -43,6 +43,23 @@ class ResourceInput(Schema):
     name: str = Field(min_length=1, max_length=120)
 
 
+SelfReportForm = Literal["phq9", "gad7", "cssrs", "check_in"]
+
+
+class SelfReportScheduleInput(Schema):
+    """Which forms the patient is sent by link, per occasion; an empty list
+    turns that occasion off, one left out keeps its current (or, for a new
+    plan, its default) forms."""
+
+    before_induction: list[SelfReportForm] = Field(default=None, max_length=4)
+    weekly_in_maintenance: list[SelfReportForm] = Field(default=None, max_length=4)
+    after_session: list[SelfReportForm] = Field(default=None, max_length=4)
+
+    def given(self) -> dict:
+        return {name: list(dict.fromkeys(forms)) for name, forms in self.model_dump(exclude_unset=True).items()
+                if forms is not None}
+
+
 class PlanInput(Schema):
     patient_id: str = Field(min_length=1, max_length=36)
     route: RouteCode
@@ -54,6 +71,7 @@ class PlanInput(Schema):
     induction_sessions: int | None = Field(default=None, ge=1, le=12)
     min_hours_apart: int | None = Field(default=None, ge=0, le=24 * 14)
     maintenance_interval_days: int | None = Field(default=None, ge=1, le=180)
+    self_report_schedule: SelfReportScheduleInput | None = None
 
     _rates = field_validator("mg_per_kg", "max_mg_per_kg")(at_most_two_decimals)
 
@@ -73,6 +91,8 @@ class PlanChanges(Schema):
     min_hours_apart: int = Field(default=None, ge=0, le=24 * 14)
     maintenance_interval_days: int | None = Field(default=None, ge=1, le=180)
     status: Literal["active", "closed"] = None
+    # null stops every self-report the schedule would send.
+    self_report_schedule: SelfReportScheduleInput | None = None
 
     _rates = field_validator("mg_per_kg", "max_mg_per_kg")(at_most_two_decimals)
 
@@ -278,7 +298,7 @@ def plan_view(record: TreatmentPlan) -> dict:
             "fixed_dose_mg": record.fixed_dose_mg, "max_dose_mg": record.max_dose_mg,
             "max_mg_per_kg": record.max_mg_per_kg, "induction_sessions": record.induction_sessions, "min_hours_apart": record.min_hours_apart,
             "maintenance_interval_days": record.maintenance_interval_days, "baseline_phq9": record.baseline_phq9,
-            "status": record.status, "course_completed_at": iso(record.course_completed_at),
+            "self_report_schedule": record.self_report_schedule, "status": record.status, "course_completed_at": iso(record.course_completed_at),
             "created_by": record.created_by, "created_at": iso(record.created_at),
             "updated_by": record.updated_by, "updated_at": iso(record.updated_at)}
 

@@ -13,14 +13,15 @@ import common.service
 from services.sessions import domain
 from services.sessions.capabilities import (
     course_report, discharge, eligibility, front_desk, outcomes, plans, rems_forms, resources, scheduling,
-    self_reports, session_records, trajectory,
+    self_report_schedule, self_reports, session_records, trajectory,
 )
 
 
 class SessionsService(resources.Resources, eligibility.Eligibility, plans.Plans, scheduling.Scheduling,
                       session_records.SessionRecords, discharge.Discharge, rems_forms.RemsForms,
-                      outcomes.Outcomes, self_reports.SelfReports, trajectory.OutcomeTrajectory,
-                      front_desk.FrontDesk, course_report.CourseReport, common.service.ClinicService):
+                      outcomes.Outcomes, self_reports.SelfReports, self_report_schedule.SelfReportSchedule,
+                      trajectory.OutcomeTrajectory, front_desk.FrontDesk, course_report.CourseReport,
+                      common.service.ClinicService):
     name = "sessions"
 
     rules = common.service.ConfigSection("SESSIONS", domain.Rules.from_config)

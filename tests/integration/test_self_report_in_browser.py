@@ -119,3 +119,28 @@ def test_a_form_sent_with_a_question_unanswered_says_which(clinic, smtp):
     _, _, sent = browse([{"goto": link}, {"choose": [0, 1, 0, 1, 0, 1, 0]}, {"submit": True}])
     assert sent["status"] == 200
     assert [s["total"] for s in call("list_questionnaires", patient["patient_id"], "gad7")] == [3]
+
+
+def test_a_post_session_check_in_answered_in_the_browser_pages_staff_on_a_self_harm_yes(clinic, smtp, sms):
+    api, call, patient = clinic
+    pid = patient["patient_id"]
+    ask(api, pid, "check_in")
+    [email] = smtp.wait_for(1, timeout=20, where=lambda m: m["Subject"] == "A short check-in form is ready")
+    link = link_in(email)
+    for shown in (email["Subject"], link, email.get_content()):
+        assert not treatment_words_in(shown) and "harm" not in shown.lower()
+
+    # About the same, nausea still bothering, no dizziness, no confusion, and "yes" to self-harm thoughts.
+    opened, _, sent, reopened = browse([{"goto": link}, {"choose": [1, 2, 0, 0, 1]}, {"submit": True},
+                                        {"goto": link}])
+    assert opened["status"] == 200 and opened["labelled"] == 5 and opened["radios"] == 3 * 4 + 2
+    assert "How are you after your visit?" in opened["text"] and "still bothering me" in opened["text"]
+    assert "988" in opened["text"]
+    assert sent["status"] == 200 and "Thank you" in sent["text"] and "988" in sent["text"]
+    assert reopened["status"] == 410
+
+    [stored] = call("list_questionnaires", pid, "check_in")
+    assert (stored["total"], stored["band"], stored["risk_flags"]) == (3, "urgent", ["check_in_self_harm"])
+    [alert] = smtp.wait_for(1, timeout=20, where=lambda m: m["To"] == STAFF)
+    assert alert["Subject"] == f"URGENT: risk flag for {patient['mrn']}"
+    assert "check_in_self_harm" in alert.get_content() and "Lopez" not in alert.get_content()

@@ -14,15 +14,19 @@ import sqlalchemy as sa
 
 from common import idempotency, self_report_links as links
 from common.events import as_utc, iso, utcnow
-from common.handlers import rpc
+from common.handlers import consumes, rpc
 from services.intake import domain, events
+from services.intake.check_in import score_self_report
 from services.intake.models import Patient, QuestionnaireResponse, RecordAccess, SelfReportRequest, new_id
 from common.validation import Schema
 from services.intake.schemas import questionnaire_view
 from services.intake.capabilities.records import Records
+from services.sessions.events import SelfReportDue
 
 # Who the audit trail names for what the patient does through the link.
 PATIENT_BY_LINK = "patient (self-report link)"
+# Who asked, when the treatment plan's schedule did.
+SCHEDULE_ACTOR = "self-report schedule (sessions)"
 # How a self-reported response is told apart from one staff entered.
 SELF_REPORT_SOURCE = "self_report"
 
@@ -32,30 +36,47 @@ class SelfReport(Records):
 
     @rpc
     def request_self_report(self, patient_id, questionnaire, channel="any", idempotency_key=None):
-        """Send the patient a single-use link to ``questionnaire`` (phq9 or
-        gad7) by ``channel`` (email, sms or any: each the patient consented to).
-        A retry with the same ``idempotency_key`` sends nothing more."""
+        """Send the patient a single-use link to ``questionnaire`` (phq9,
+        gad7, cssrs or check_in) by ``channel`` (email, sms or any: each the
+        patient consented to). A retry with the same ``idempotency_key``
+        sends nothing more."""
         domain.check_self_report_request(questionnaire, channel)
-        settings = links.settings(self.config)
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "request_self_report", idempotency_key, patient_id, questionnaire, channel)
             if claim.replayed:
                 return claim.answer
-            record = self._patient(uow.session, patient_id)
-            request = SelfReportRequest(
-                request_id=new_id(), patient_number=record.number, questionnaire=questionnaire, channel=channel,
-                requested_by=self.db.actor, requested_at=utcnow(),
-                expires_at=utcnow() + timedelta(hours=settings["valid_hours"]),
-            )
-            request.token_hash = links.token_hash(links.token_for(settings["secret"], request.request_id))
-            uow.session.add(request)
-            uow.session.flush()
-            RecordAccess.record(uow, record.patient_id, "self_report_requested")
-            uow.emit(events.SelfReportRequested(
-                patient_id=record.patient_id, request_id=request.request_id, channel=channel,
-                expires_at=request.expires_at,
-            ))
-            return claim.remember(_request_view(request, record.patient_id))
+            return claim.remember(self._send_link(uow, patient_id, questionnaire, channel, self.db.actor))
+
+    @consumes(SelfReportDue)
+    def on_self_report_due(self, uow, event):
+        """The treatment plan's schedule says a form is due: the same request
+        staff would make. Keyed on the due id, so a due announced twice (a
+        replay, a second event for the same occasion) sends one link."""
+        data = event.data
+        domain.check_self_report_request(data.questionnaire, "any")
+        uow.actor = SCHEDULE_ACTOR
+        claim = idempotency.claim(uow, "self_report_due", data.due_id, data.patient_id, data.questionnaire)
+        if claim.replayed:
+            return
+        claim.remember(self._send_link(uow, data.patient_id, data.questionnaire, "any", SCHEDULE_ACTOR))
+
+    def _send_link(self, uow, patient_id, questionnaire, channel, requested_by) -> dict:
+        settings = links.settings(self.config)
+        record = self._patient(uow.session, patient_id)
+        request = SelfReportRequest(
+            request_id=new_id(), patient_number=record.number, questionnaire=questionnaire, channel=channel,
+            requested_by=requested_by, requested_at=utcnow(),
+            expires_at=utcnow() + timedelta(hours=settings["valid_hours"]),
+        )
+        request.token_hash = links.token_hash(links.token_for(settings["secret"], request.request_id))
+        uow.session.add(request)
+        uow.session.flush()
+        RecordAccess.record(uow, record.patient_id, "self_report_requested")
+        uow.emit(events.SelfReportRequested(
+            patient_id=record.patient_id, request_id=request.request_id, channel=channel,
+            expires_at=request.expires_at,
+        ))
+        return _request_view(request, record.patient_id)
 
     @rpc
     def list_self_reports(self, patient_id):
@@ -97,8 +118,7 @@ class SelfReport(Records):
             state = domain.self_report_state(as_utc(request.expires_at), request.used_at, now)
             if state != "open":
                 return {"status": state}
-            score = domain.score_questionnaire(request.questionnaire, answers,
-                                               pcl5_cutoff=self.rules.pcl5_cutoff)
+            score = score_self_report(request.questionnaire, answers, pcl5_cutoff=self.rules.pcl5_cutoff)
             previous = uow.session.execute(
                 sa.select(QuestionnaireResponse.total)
                 .where(QuestionnaireResponse.patient_number == request.patient_number,
@@ -154,5 +174,5 @@ def _request_view(request: SelfReportRequest, patient_id: str) -> dict:
 class SelfReportAsk(Schema):
     """What staff send to ask a patient for a self-report."""
 
-    questionnaire: Literal["phq9", "gad7"]
+    questionnaire: Literal["phq9", "gad7", "cssrs", "check_in"]
     channel: Literal["any", "email", "sms"] = "any"

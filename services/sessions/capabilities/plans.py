@@ -16,6 +16,7 @@ from services.sessions.capabilities.front_desk import completed_inductions, open
 from services.sessions.retention import TaskKind, stopped_after_first
 from services.sessions.models import TreatmentPlan
 from services.sessions.schemas import plan_view
+from services.sessions.self_report_schedule import OFF, schedule_or_default
 
 
 class Plans(Chart):
@@ -43,6 +44,8 @@ class Plans(Chart):
                 else rules.course.min_hours_apart,
                 maintenance_interval_days=given.maintenance_interval_days,
                 baseline_phq9=eligibility.baseline_phq9, created_by=actor,
+                self_report_schedule=schedule_or_default(
+                    given.self_report_schedule.given() if given.self_report_schedule else None),
             )
             uow.session.add(record)
             uow.session.flush()
@@ -65,6 +68,10 @@ class Plans(Chart):
         with self.db.unit_of_work() as uow:
             record = self._plan(uow.session, plan_id, lock=True)
             check_if_match(if_match, plan_view(record))
+            if "self_report_schedule" in changed:
+                changes_to = given.self_report_schedule
+                changed["self_report_schedule"] = None if changes_to is None else {
+                    **(record.self_report_schedule or OFF), **changes_to.given()}
             if changed.get("max_dose_mg") is not None:
                 changed["max_dose_mg"] = domain.round_dose(changed["max_dose_mg"])
             old_status = record.status

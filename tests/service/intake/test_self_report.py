@@ -119,8 +119,8 @@ def test_bad_answers_are_refused_and_the_link_stays_open(intake, call, patient, 
     assert intake_call(intake)("open_self_report", token)["status"] == "open"
 
 
-@pytest.mark.parametrize("questionnaire, channel", [("cssrs", "any"), ("phq9", "pigeon")])
-def test_staff_may_send_only_phq9_or_gad7_by_email_or_sms(call, patient, databases, questionnaire, channel):
+@pytest.mark.parametrize("questionnaire, channel", [("pcl5", "any"), ("phq9", "pigeon")])
+def test_staff_may_send_only_the_self_report_forms_by_email_or_sms(call, patient, databases, questionnaire, channel):
     with pytest.raises(ValidationFailed):
         call("request_self_report", patient, questionnaire, channel)
     assert rows(databases, "SELECT count(*) AS n FROM self_report_requests")[0]["n"] == 0

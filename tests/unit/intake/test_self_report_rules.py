@@ -51,9 +51,9 @@ def test_a_request_is_open_until_it_expires_or_is_used():
 
 
 @pytest.mark.parametrize("questionnaire, channel, field", [
-    ("cssrs", "any", "questionnaire"), ("pcl5", "email", "questionnaire"), ("phq9", "fax", "channel"),
+    ("pcl5", "email", "questionnaire"), ("mood", "any", "questionnaire"), ("phq9", "fax", "channel"),
 ])
-def test_only_phq9_and_gad7_by_email_or_sms_may_be_sent(questionnaire, channel, field):
+def test_only_the_self_report_forms_by_email_or_sms_may_be_sent(questionnaire, channel, field):
     with pytest.raises(ValidationFailed) as caught:
         domain.check_self_report_request(questionnaire, channel)
     assert [e["field"] for e in caught.value.details] == [field]
@@ -71,3 +71,18 @@ def test_a_rise_of_five_points_raises_the_flag_and_four_does_not():
 def test_the_rise_adds_to_the_scores_own_flags():
     score = domain.score_questionnaire("phq9", [3, 3, 3, 3, 3, 3, 3, 3, 1])
     assert domain.risk_flags_with_rise(score, 0) == ("phq9_self_harm_thoughts", "score_rise")
+
+
+def test_cssrs_and_the_check_in_may_now_be_sent_by_link_but_pcl5_may_not():
+    for questionnaire in ("cssrs", "check_in"):
+        domain.check_self_report_request(questionnaire, "any")
+    with pytest.raises(ValidationFailed):
+        domain.check_self_report_request("pcl5", "any")
+
+
+def test_the_rise_rule_is_for_the_symptom_scales_only():
+    from services.intake.check_in import score_check_in
+    check_in = score_check_in([2, 2, 2, 2, 0])  # 8, from 0 last time
+    assert domain.risk_flags_with_rise(check_in, 0) == ()
+    gad7 = domain.score_questionnaire("gad7", [1, 1, 1, 1, 1, 0, 0])
+    assert domain.risk_flags_with_rise(gad7, 0) == ("score_rise",)

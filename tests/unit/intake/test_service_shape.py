@@ -35,10 +35,12 @@ def test_the_rpc_methods_are_the_documented_ones():
     assert all(f"`{name}(" in documented for name in RPC_METHODS)
 
 
-def test_intake_consumes_only_the_texted_consent_keywords():
-    # STOP and START texted to the clinic change the consents intake keeps.
+def test_intake_consumes_the_texted_consent_keywords_and_the_self_report_schedule():
+    # STOP and START texted to the clinic change the consents intake keeps;
+    # sessions' schedule says when a self-report link is due.
     handlers = {(e.source_service, e.event_type): name for name, e in entrypoints(EventHandler)}
-    assert handlers == {("notifications", "sms.keyword_received"): "on_sms_keyword_received"}
+    assert handlers == {("notifications", "sms.keyword_received"): "on_sms_keyword_received",
+                        ("sessions", "self_report.due"): "on_self_report_due"}
 
 
 def test_each_capability_module_can_be_read_in_one_sitting():

@@ -32,7 +32,23 @@ def test_every_question_must_be_answered_with_one_of_the_choices():
 
 
 def test_the_forms_match_intakes_instruments():
-    from services.intake.domain import INSTRUMENTS
+    from services.intake.check_in import CHECK_IN
+    from services.intake.domain import INSTRUMENTS, SELF_REPORT_QUESTIONNAIRES
+    assert set(FORMS) == set(SELF_REPORT_QUESTIONNAIRES)
     for code, form in FORMS.items():
-        assert len(form.questions) == INSTRUMENTS[code].items
-        assert len(form.choices) == INSTRUMENTS[code].max_answer + 1
+        instrument = CHECK_IN if code == "check_in" else INSTRUMENTS[code]
+        assert len(form.questions) == instrument.items
+        assert max(len(form.choices_for(n)) for n in range(1, instrument.items + 1)) == instrument.max_answer + 1
+
+
+def test_the_check_in_takes_each_questions_own_choices():
+    form = FORMS["check_in"]
+    answers, missing = read_answers(form, {"q1": "2", "q2": "2", "q3": "0", "q4": "1", "q5": "1"})
+    assert answers == [2, 2, 0, 1, 1] and missing == []
+    answers, missing = read_answers(form, {"q1": "0", "q2": "0", "q3": "0", "q4": "0", "q5": "2"})
+    assert answers is None and missing == [5], "the self-harm question is a plain yes or no"
+
+
+def test_no_form_heading_names_a_condition_or_an_instrument():
+    for form in FORMS.values():
+        assert not any(word in form.heading.lower() for word in ("phq", "gad", "ssrs", "suicid", "depress", "anx"))
