@@ -235,7 +235,8 @@ class RequestContext(DependencyProvider):
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
         status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
-        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False):
+        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False,
+        media_type: str | None = None, authenticate=None):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response).
 
@@ -243,19 +244,23 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
     one record passes ``if_match(request)`` to the service, which compares it
     with the record inside its transaction (412 when it changed meanwhile).
     ``answer``: the output model of the success body, for the OpenAPI
-    document; ``fhir``: the route answers a FHIR resource (``fhir_json``)."""
+    document; ``fhir``: the route answers a FHIR resource (``fhir_json``);
+    ``media_type``: what else the success body is (e.g. text/event-stream);
+    ``authenticate(self, request)``: a route that also takes another proof
+    of identity than the bearer token (it returns the ``StaffUser``)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json", html)
+                         idempotent, conditional, answer,
+                         media_type or (FHIR_JSON if fhir else "application/json"), html)
         ROUTES.append(spec)
 
         @functools.wraps(fn)
         def handler(self, request, **path_params):
             try:
-                user = self.sign_in.authenticate(request)
+                user = authenticate(self, request) if authenticate else self.sign_in.authenticate(request)
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor

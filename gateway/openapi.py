@@ -23,6 +23,9 @@ FHIR_RESOURCE = {"type": "object", "required": ["resourceType"],
                  "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}},
                  "description": "A FHIR R4 resource (http://hl7.org/fhir/R4/)"}
 
+# A text answer (the live-update stream's server-sent events).
+TEXT = {"type": "string"}
+
 ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
     "403": "The caller's role may not do this", "404": "No such record",
@@ -44,7 +47,8 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
         "responses": {str(spec.status): {"description": "Success", "content": {
             spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
-                              if spec.media_type == FHIR_JSON else {}}}}},
+                              if spec.media_type == FHIR_JSON else TEXT if spec.media_type.startswith("text/")
+                              else {}}}}},
     }
     if spec.html:
         operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}

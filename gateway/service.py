@@ -17,6 +17,7 @@ from gateway.intake_routes import IntakeRoutes
 from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
+from gateway.stream_routes import StreamRoutes
 from gateway.openapi import document
 from common.service import ObservedService
 
@@ -41,7 +42,8 @@ PROBE_TIMEOUT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
+class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, StreamRoutes,
+                     ObservedService):
     name = "gateway"
 
     config = Config()
