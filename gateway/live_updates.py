@@ -23,12 +23,13 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 
 from amqp import Message
-from amqp.exceptions import NotFound, PreconditionFailed
+from amqp.exceptions import AMQPError, NotFound, PreconditionFailed
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from common.errors import ServiceUnavailable
+from gateway.http import BROKER_FAULTS
 from common.events import iso
 from gateway import stream
 from gateway.signin import ROLES, StaffUser
@@ -227,6 +228,14 @@ class LiveStream:
             pass
 
     def __iter__(self):
+        try:
+            yield from self._events()
+        except (*BROKER_FAULTS, AMQPError, OSError) as exc:
+            # The answer has begun: all that is left is to end it. The client
+            # reconnects with its Last-Event-ID and misses nothing.
+            log.warning("live stream ended: the broker connection failed (%s)", type(exc).__name__)
+
+    def _events(self):
         yield from self.opening
         awaiting = self.cursor if isinstance(self.cursor, int) else None
         sent = self.cursor if isinstance(self.cursor, int) else None

@@ -44,11 +44,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "summary": spec.summary,
         "tags": [spec.tag],
         "security": [{"bearer": []}],
-        "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
+        "description": "Roles: " + ", ".join(spec.roles) + " (and admin)." + (
+            "\n\n" + spec.description if spec.description else ""),
         "responses": {str(spec.status): {"description": "Success", "content": {
-            spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
-                              if spec.media_type == FHIR_JSON else TEXT if spec.media_type.startswith("text/")
-                              else {}}}}},
+            spec.media_type: {"schema": _answer_schema(spec, components)}}}},
     }
     if spec.html:
         operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}
@@ -93,6 +92,14 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": "If-Match names a version of the record that is no longer current; nothing was changed",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return operation
+
+
+def _answer_schema(spec: RouteSpec, components: dict) -> dict:
+    if isinstance(spec.answer, dict):
+        return spec.answer
+    if spec.answer is not None:
+        return _component(spec.answer, components)
+    return FHIR_RESOURCE if spec.media_type == FHIR_JSON else TEXT if spec.media_type.startswith("text/") else {}
 
 
 def _component(model, components: dict, mode: str = "serialization") -> dict:

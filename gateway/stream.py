@@ -123,6 +123,25 @@ def projection(envelope) -> dict | None:
 
 # ------------------------------------------------------- server-sent events
 
+# One server-sent event as the OpenAPI document describes it (3.1: the
+# schema of an event-stream describes each event): ``data`` is JSON of
+# scalars only, ids, states and times.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": sorted(STREAMED) + ["reset"],
+                  "description": "the event type as on the bus; reset: reload, the cursor is too old or unknown"},
+        "id": {"type": "string", "description": "opaque cursor to send back as Last-Event-ID; empty on reset"},
+        "retry": {"type": "integer"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["type"],
+            "properties": {"type": {"type": "string"}, "event_id": {"type": "string"},
+                           "occurred_at": {"type": "string"}, "reason": {"type": "string"}},
+            "additionalProperties": {"type": ["string", "integer", "boolean", "null"]}}},
+    },
+}
+
 
 def sse_event(cursor: int | None, event_type: str, data: dict) -> bytes:
     """One SSE message. An empty ``id:`` clears the browser's cursor (after a

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from common.errors import ValidationFailed
 from gateway import stream
 from gateway.http import api, query_int
-from gateway.live_updates import TICKET_SECONDS, LiveUpdates
+from gateway.live_updates import DEFAULT_MAX_CLIENTS, HEARTBEAT_SECONDS, TICKET_SECONDS, LiveUpdates
 from gateway.signin import StaffUser, Unauthorized
 
 ANY_STAFF = ("front_desk", "clinician", "billing")
@@ -21,6 +21,34 @@ MAX_SECONDS_LIMIT = 86400
 class StreamTicket(BaseModel):
     ticket: str = Field(description=f"one use, within {TICKET_SECONDS} s: GET /api/v1/stream?ticket=...")
     expires_at: str = Field(description="UTC, ISO 8601")
+
+
+def _role_lines() -> str:
+    return "\n".join(f"- {role}: {', '.join(sorted(types))}" for role, types in stream.TYPES_BY_ROLE.items())
+
+
+STREAM_DESCRIPTION = f"""Server-sent events (text/event-stream). Sign in with the bearer token, or, from a
+browser's EventSource (which cannot send headers), with `?ticket=` from `POST /api/v1/stream/tickets`
+(one use, {TICKET_SECONDS} s).
+
+Each message: `id:` an opaque cursor, `event:` the event type as on the bus (e.g. `session.vitals_alert`),
+`data:` one JSON object with `type`, `event_id`, `occurred_at` and the event's ids, states and times only
+(never names, scores, doses, amounts or message bodies; read the record for more). A message with only an `id:`
+moves the cursor past events not shown to this role. A comment line (`: heartbeat`) is sent every
+{int(HEARTBEAT_SECONDS)} s; `retry:` on connect.
+
+Event types by role (`?types=a,b` narrows; a type outside the role's list is a 422):
+{_role_lines()}
+(`notification.failed` is streamed only for a message that is dead: no more retries.)
+
+Reconnect with the `Last-Event-ID` header (or `?last_event_id=`): every event published since that cursor is
+replayed in order, then the stream continues live. The window is the broker's retention (STREAM_MAX_AGE,
+default 24 h; STREAM_MAX_BYTES, default 1 GB). A cursor older than the window, or one this API never gave out,
+is answered with `event: reset` (and an empty `id:`): reload what the screen shows, then carry on with the same
+connection. Without a cursor the stream starts with what is published from now on.
+
+At most STREAM_MAX_CLIENTS streams per gateway process (default {DEFAULT_MAX_CLIENTS}); beyond that a 503
+with Retry-After. `max_seconds` ends the stream (tests, scripts); a UI leaves it out."""
 
 
 def _bearer_or_ticket(self, request) -> StaffUser:
@@ -39,12 +67,15 @@ class StreamRoutes:
     live_updates = LiveUpdates()
 
     @api("POST", "/api/v1/stream/tickets", roles=ANY_STAFF, tag="live updates", status=201, answer=StreamTicket,
+         description=f"The ticket stands for you and your role only, for one GET /api/v1/stream within "
+                     f"{TICKET_SECONDS} s; it carries nothing else.",
          summary="Get a one-use ticket to open the live-update stream from a browser's EventSource")
     def issue_stream_ticket(self, request, user, payload):
         return self.live_updates.issue_ticket(user)
 
     @api("GET", "/api/v1/stream", roles=ANY_STAFF, tag="live updates", media_type=EVENT_STREAM,
-         authenticate=_bearer_or_ticket,
+         answer=stream.SSE_EVENT_SCHEMA,
+         authenticate=_bearer_or_ticket, description=STREAM_DESCRIPTION,
          summary="Subscribe to the clinic's events that concern your role (server-sent events)",
          query=(("ticket", "string", "a ticket from POST /api/v1/stream/tickets, instead of the bearer token"),
                 ("types", "string", "comma-separated event types to narrow the stream to, e.g. "
