@@ -228,3 +228,19 @@ def test_beyond_stream_max_clients_a_subscriber_is_told_to_come_back(start_servi
         assert first.events() == []
         first.close()
         assert wait_until(lambda: api.get(STREAM, headers=ADMIN, params={"max_seconds": "1"}).status_code == 200)
+
+
+def test_any_gateway_replica_takes_another_s_ticket_and_cursor(start_service, api, clinic_config):
+    other = start_service(GatewayService)
+    amqp = clinic_config["AMQP_URI"]
+    first = Subscription(api, ADMIN)
+    flagged = risk_flag(amqp)["event_id"]
+    [seen] = first.events(until=lambda got: True)
+    assert seen["data"]["event_id"] == flagged
+    first.close()
+    missed = [invoice_issued(amqp)["event_id"], risk_flag(amqp)["event_id"]]
+    with httpx.Client(base_url=web_address(other), timeout=30) as elsewhere:
+        ticket = api.post(f"{STREAM}/tickets", headers=ADMIN).json()["ticket"]
+        again = Subscription(elsewhere, ticket=ticket, last_event_id=seen["id"])
+        assert [e["data"]["event_id"] for e in again.events(until=lambda got: len(got) == 2)] == missed
+        again.close()
