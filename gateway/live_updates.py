@@ -55,13 +55,16 @@ TICKET_SECONDS = 60
 TICKET_QUEUE_PREFIX = "clinic.stream-ticket."
 TICKET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 CONNECT_TIMEOUT = 5
+AMQP_HEARTBEAT_SECONDS = 60
 
 
 def stream_arguments(config) -> dict:
+    max_bytes = int(config.get("STREAM_MAX_BYTES") or DEFAULT_MAX_BYTES)
     return {"x-queue-type": "stream",
             "x-max-age": str(config.get("STREAM_MAX_AGE") or DEFAULT_MAX_AGE),
-            "x-max-length-bytes": int(config.get("STREAM_MAX_BYTES") or DEFAULT_MAX_BYTES),
-            "x-stream-max-segment-size-bytes": SEGMENT_BYTES}
+            "x-max-length-bytes": max_bytes,
+            # Retention drops whole segments: several per window.
+            "x-stream-max-segment-size-bytes": max(1000, min(SEGMENT_BYTES, max_bytes // 4))}
 
 
 def declare_stream(connection, config) -> None:
@@ -110,8 +113,8 @@ class LiveUpdates(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
-    def _connection(self) -> Connection:
-        return Connection(self.amqp_uri, connect_timeout=CONNECT_TIMEOUT, heartbeat=0)
+    def _connection(self, heartbeat: int = 0) -> Connection:
+        return Connection(self.amqp_uri, connect_timeout=CONNECT_TIMEOUT, heartbeat=heartbeat)
 
     # ------------------------------------------------------------- streams
 
@@ -196,7 +199,10 @@ class LiveStream:
         """Before the answer's status is sent, so a broker that is away is a
         503, not a stream that ends at once; and once the client reads the
         first line, nothing published after it is missed."""
-        self.connection = self.owner._connection()
+        # AMQP heartbeats, so a broker that vanished without closing the
+        # connection ends the stream (the client reconnects elsewhere)
+        # instead of leaving it silent.
+        self.connection = self.owner._connection(heartbeat=AMQP_HEARTBEAT_SECONDS)
         self.connection.connect()
         declare_stream(self.connection, self.owner.config)
         self.opening = [stream.sse_retry(RETRY_MILLISECONDS), stream.sse_comment("live updates")]
@@ -222,8 +228,9 @@ class LiveStream:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def _wait(self, seconds: float) -> None:
+        self.connection.heartbeat_check()
         try:
-            self.connection.drain_events(timeout=max(0.01, seconds))
+            self.connection.drain_events(timeout=max(0.01, min(seconds, AMQP_HEARTBEAT_SECONDS / 4)))
         except socket.timeout:
             pass
 
