@@ -103,11 +103,16 @@ class LiveUpdates(DependencyProvider):
         self.ticket_seconds = int(self.config.get("STREAM_TICKET_SECONDS") or TICKET_SECONDS)
 
     def start(self):
-        # Declared now so events published before the first subscriber are kept.
+        # Declared now so events published before the first subscriber are
+        # kept; in the background, so a broker that is away does not hold
+        # up the gateway's start (each subscription declares it again).
+        self.container.spawn_managed_thread(self._declare_stream)
+
+    def _declare_stream(self):
         try:
             with self._connection() as connection:
                 declare_stream(connection, self.config)
-        except Exception as exc:  # the broker is away: declared at the first subscription
+        except Exception as exc:
             log.warning("live-update stream not declared at start: %s", type(exc).__name__)
 
     def get_dependency(self, worker_ctx):
