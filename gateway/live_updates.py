@@ -77,7 +77,7 @@ def declare_stream(connection, config) -> None:
         channel.queue_declare(STREAM_QUEUE, durable=True, auto_delete=False, arguments=stream_arguments(config))
     except PreconditionFailed:
         # Declared earlier with another window: the broker keeps the first
-        # one (change it with a policy, see README "Live updates").
+        # one (docs/operations.md, "Queue types", says how to change it).
         log.warning("the %s stream exists with other arguments; keeping them", STREAM_QUEUE)
         channel = connection.channel()
     try:
