@@ -18,6 +18,7 @@ from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.retention_routes import RetentionRoutes
 from gateway.sessions_routes import SessionsRoutes
+from gateway.stream_routes import StreamRoutes
 from gateway.openapi import document
 from common.service import ObservedService
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 
 class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, RetentionRoutes,
+                     StreamRoutes,
                      ObservedService):
     name = "gateway"
 

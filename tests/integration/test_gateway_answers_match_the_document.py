@@ -21,7 +21,7 @@ from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_ti
 
 FRONT, CLIN, BILL, ADMIN = (as_role(role) for role in ("front_desk", "clinician", "billing", "admin"))
 # Answers that are documents, not JSON (the superbill's HTML, the outcome chart).
-TEXT_ANSWERS = ("text/html", "image/svg+xml")
+TEXT_ANSWERS = ("text/html", "image/svg+xml", "text/event-stream")
 
 
 class Walk:
@@ -214,6 +214,11 @@ def test_every_route_answers_what_the_document_declares(clinic, databases):
     walk("PUT", f"/api/v1/patients/{pid}/notification-preferences", FRONT, json={"email": False})
     walk("GET", f"/api/v1/patients/{pid}/fhir/communications", FRONT)
     walk("GET", f"/api/v1/patients/{pid}/access-log", ADMIN)
+
+    # Live updates: a browser's ticket opens a (here bounded) stream.
+    ticket = walk("POST", "/api/v1/stream/tickets", FRONT)
+    events = walk("GET", "/api/v1/stream", {}, params={"ticket": ticket["ticket"], "max_seconds": "1"})
+    assert events.startswith("retry: ")
 
     missing = sorted({(spec.method, spec.path) for spec in ROUTES} - walk.answered)
     assert missing == [], f"routes the walk never reached with a success: {missing}"
