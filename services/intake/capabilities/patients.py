@@ -52,10 +52,8 @@ class Patients(Records):
 
     @rpc
     def get_patient(self, patient_id):
-        with self.db.unit_of_work() as uow:
-            record = self._patient(uow.session, patient_id)
-            self._audit(uow, record, "read")
-            return self._patient_answer(uow.session, record)
+        with self.db.audited_read() as uow:
+            return self._read_patient(uow, patient_id)
 
     @rpc
     def find_patients(self, criteria=None):
