@@ -96,7 +96,7 @@ class Invoicing(Ledger):
 
     @rpc
     def get_invoice(self, invoice_id):
-        with self.db.unit_of_work() as uow:
+        with self.db.audited_read() as uow:
             invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "read_invoice")
             return schemas.invoice_detail(uow.session, invoice)
