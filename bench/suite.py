@@ -48,7 +48,9 @@ from common import outbox  # noqa: E402
 from common.rabbitmq import DEFAULT_AMQP_URI, throwaway_vhost  # noqa: E402
 from tests.support.intake import PATIENT  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
-from tests.support.sessions import CHECKLIST, IV_PLAN, approval_data, clinic_monday, clinic_time, iso, move_to_today  # noqa: E402,E501
+from tests.support.sessions import (  # noqa: E402
+    CHECKLIST, IV_PLAN, approval_data, clinic_monday, clinic_time, iso, move_to_today,
+)
 
 POSTGRES = driver_url(os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
 TOKEN = "bench-front-desk"

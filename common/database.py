@@ -319,7 +319,7 @@ class ServiceDatabase:
             raise
         finally:
             session.close()
-        self.publish([body["event_id"] for body in uow.emitted])
+        self.publish(uow.emitted)
 
     @contextmanager
     def audited_read(self) -> Iterator[UnitOfWork]:
@@ -372,9 +372,10 @@ class ServiceDatabase:
         raise ServiceUnavailable(
             "the service's database is unavailable; nothing was saved, try again shortly") from exc
 
-    def publish(self, event_ids: list[str]) -> None:
+    def publish(self, bodies: list[dict]) -> None:
+        """Publish the events just committed (``UnitOfWork.emitted``)."""
         try:
-            outbox.publish_rows(self._provider.session_factory, self._provider.publisher, event_ids)
+            outbox.publish_committed(self._provider.reading_session_factory, self._provider.publisher, bodies)
         except Exception:  # the rows are committed; the relay will send them
             log.warning("immediate publish failed; the outbox relay will retry", exc_info=True)
 

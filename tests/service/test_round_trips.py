@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from nameko.testing.services import entrypoint_waiter
 
 from common.database import Database
 from services.billing.service import BillingService
 from services.intake.service import IntakeService
+from services.sessions.service import SessionsService
 from tests.support.billing import completed_session, new_id, publish, wait_until
 from tests.support.calls import as_staff
+from tests.support.events import publish_event
 from tests.support.intake import PATIENT
+from tests.support.sessions import (
+    CHECKLIST, CLINICIAN, IV_PLAN, approval_data, clinic_monday, clinic_time, iso, move_to_today,
+)
 
 
 class Statements:
@@ -23,11 +29,13 @@ class Statements:
         self.engine = database.engine
         self.reading_engine = database.reading_engine
         self.sent: list[str] = []
-        # BEGIN and COMMIT are not cursor statements; counted apart.
+        # BEGIN and COMMIT are not cursor statements; counted apart. The
+        # reading engine's connections are in autocommit: their "commits"
+        # send nothing.
         self.transactions = 0
+        sa.event.listen(database.engine, "commit", self._committed)
         for engine in (database.engine, database.reading_engine):
             sa.event.listen(engine, "before_cursor_execute", self._record)
-            sa.event.listen(engine, "commit", self._committed)
         # The pool's pre-ping bypasses the cursor events.
         ping = self.engine.dialect.do_ping
 
@@ -73,6 +81,52 @@ def test_reading_a_patient_is_one_statement_with_its_audit_row(intake, databases
         assert statements.transactions == 0
         assert not any(sent.upper().startswith("SELECT 1") for sent in statements.sent)
     assert audit_rows(databases, "intake", patient_id) == ["create", "read", "read", "read"]
+
+
+def test_registering_a_patient_sends_five_statements_in_one_transaction(intake, databases, events):
+    call = as_staff(intake, "frontdesk (front_desk)")
+    events.listen("intake")
+    statements = Statements(intake)
+    for attempt in range(3):
+        statements.clear()
+        patient = call("register_patient", {**PATIENT, "given_name": f"Round{attempt}"},
+                       idempotency_key=f"round-trips-{attempt}")
+        # The Idempotency-Key claimed; the patient, its intake case and its
+        # audit row (one statement); the outbox row; the answer kept with
+        # the key; then, after the commit and the publish, the row marked
+        # sent (autocommit: nothing is read back).
+        assert [sent.split()[0:3] for sent in statements.sent] == [
+            ["INSERT", "INTO", "idempotency_keys"], ["WITH", "new_patient", "AS"], ["INSERT", "INTO", "outbox"],
+            ["UPDATE", "idempotency_keys", "SET"], ["UPDATE", "outbox", "SET"]], statements.sent
+        assert statements.transactions == 1
+        assert audit_rows(databases, "intake", patient["patient_id"]) == ["create"]
+        events.wait_for("patient.registered", lambda event: event["data"]["patient_id"] == patient["patient_id"])
+
+
+def test_reading_a_session_record_sends_five_statements_and_no_transaction(start_service, databases):
+    sessions = start_service(SessionsService, OUTBOX_RELAY_INTERVAL=3600)
+    call = as_staff(sessions, CLINICIAN)
+    approval = approval_data()
+    with entrypoint_waiter(sessions, "on_intake_approved", timeout=10):
+        publish_event(sessions.config["AMQP_URI"], "intake", "intake.approved", approval)
+    chair = call("add_resource", {"kind": "chair", "name": "Chair 1"})["resource_id"]
+    clinician = call("add_resource", {"kind": "clinician", "name": "Dr A"})["resource_id"]
+    plan = call("create_plan", {"patient_id": approval["patient_id"], **IV_PLAN})
+    appointment = call("book_appointment", {"plan_id": plan["plan_id"], "chair_id": chair, "clinician_id": clinician,
+                                            "starts_at": iso(clinic_time(clinic_monday(), 9))})
+    move_to_today(databases.engine("sessions"), appointment["appointment_id"])
+    session_id = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    statements = Statements(sessions)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_session", session_id)["session_id"] == session_id
+        # The record with its audit row (one statement), its vitals, side
+        # effects, addenda and monitoring form; autocommit, so no BEGIN or
+        # COMMIT.
+        assert len(statements.sent) == 5, statements.sent
+        assert statements.sent[0].startswith("WITH found AS")
+        assert statements.transactions == 0
+    assert audit_rows(databases, "sessions", approval["patient_id"]).count("session_read") == 3
 
 
 def test_a_connection_the_server_closed_costs_no_request(intake, databases):
