@@ -170,6 +170,25 @@ def test_a_completed_session_is_charged_in_few_statements(start_service, databas
         assert charged(patient_id) >= 2
 
 
+def test_reading_an_invoice_sends_four_statements_and_no_transaction(start_service, databases):
+    billing = start_service(BillingService, OUTBOX_RELAY_INTERVAL=3600)
+    call = as_staff(billing, "biller (billing)")
+    patient_id = new_id()
+    publish(billing.config, "sessions", "session.completed", completed_session(patient_id))
+    wait_until(lambda: call("list_charges", patient_id)["total"] > 0)
+    invoice_id = call("issue_invoice", patient_id)["invoice_id"]
+    statements = Statements(billing)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_invoice", invoice_id)["invoice_id"] == invoice_id
+        # The invoice with its audit row (one statement), its lines, its
+        # payments and refunds; autocommit, so no BEGIN or COMMIT.
+        assert len(statements.sent) == 4, statements.sent
+        assert statements.sent[0].startswith("WITH found AS")
+        assert statements.transactions == 0
+    assert audit_rows(databases, "billing", patient_id).count("read_invoice") == 3
+
+
 def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, databases):
     """The checkout's look at the socket can miss a connection lost a moment
     later: the transaction's first statement is then sent again, once, on a
