@@ -5,12 +5,11 @@ framework and the broker set for it, measured interleaved in the same run
     bench/run [--rounds 5] [--quick]
 
 Starts, on a throwaway vhost of the local RabbitMQ and throwaway PostgreSQL
-databases: intake, billing and the gateway as ``clinic run`` starts them
+databases: intake, sessions, billing and the gateway as ``clinic run`` starts them
 (one process each), a nameko echo RPC service, a nameko ``@http`` floor
 service and a bare kombu replier (``bench/floors.py``). Prints one table:
 figure, value, floor, ratio, target, met. Everything is stopped and dropped
-afterwards. Nothing here is asserted by the tests. (The sessions service is
-not started: ``get_session`` is not among the RPC reads measured.)
+afterwards. Nothing here is asserted by the tests.
 """
 from __future__ import annotations
 
@@ -49,6 +48,9 @@ from common import outbox  # noqa: E402
 from common.rabbitmq import DEFAULT_AMQP_URI, throwaway_vhost  # noqa: E402
 from tests.support.intake import PATIENT  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
+from tests.support.sessions import (  # noqa: E402
+    CHECKLIST, IV_PLAN, approval_data, clinic_monday, clinic_time, iso, move_to_today,
+)
 
 POSTGRES = driver_url(os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
 TOKEN = "bench-front-desk"
@@ -229,16 +231,18 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
     try:
         intake_url = bench.database("intake")
         billing_url = bench.database("billing")
-        ports = {name: free_port() for name in ("intake", "billing", "gateway", "echo", "http")}
+        sessions_url = bench.database("sessions")
+        ports = {name: free_port() for name in ("intake", "sessions", "billing", "gateway", "echo", "http")}
         bench.start("kombu-echo", [sys.executable, str(ROOT / "bench" / "floors.py"), "kombu-echo", amqp_uri], {})
         bench.nameko("echo", "floors:EchoService", ports["echo"])
         bench.nameko("http", "floors:HttpFloor", ports["http"])
         bench.clinic("intake", ports["intake"], INTAKE_DATABASE_URL=intake_url)
+        bench.clinic("sessions", ports["sessions"], SESSIONS_DATABASE_URL=sessions_url)
         bench.clinic("billing", ports["billing"], BILLING_DATABASE_URL=billing_url)
         bench.clinic("gateway", ports["gateway"], GATEWAY_TOKENS=f"{TOKEN}:front_desk:bench",
                      INTAKE_HEALTH_URL=f"http://127.0.0.1:{ports['intake']}",
                      BILLING_HEALTH_URL=f"http://127.0.0.1:{ports['billing']}")
-        for name in ("intake", "billing"):
+        for name in ("intake", "sessions", "billing"):
             wait_until(lambda: http_status(ports[name], "GET", "/ready") == 200, name)
         wait_until(lambda: http_status(ports["http"], "GET", "/echo/x") == 200, "the http floor")
         patient = json.dumps(PATIENT)
@@ -247,7 +251,7 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
                    == 201, "the gateway")
         time.sleep(1)  # every consumer attached
 
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri}) as cluster:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, context_data={"actor": "bench (clinician)"}) as cluster:
             patient_ids = [cluster.intake.register_patient({**PATIENT, "given_name": f"P{n}"})["patient_id"]
                            for n in range(20)]
             kombu = floors.KombuCaller(amqp_uri)
@@ -262,9 +266,11 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
                                        envelope("session.completed", first, producer="sessions"))
             wait_until(lambda: cluster.billing.list_charges(first["patient_id"])["total"] > 0, "the first charge")
             invoice_id = cluster.billing.issue_invoice(first["patient_id"])["invoice_id"]
+            session_id = started_session(cluster, amqp_uri, sessions_url)
             for _ in range(2):  # warm every path once
                 cluster.intake.get_patient(patient_ids[0])
                 cluster.billing.get_invoice(invoice_id)
+                cluster.sessions.get_session(session_id)
                 cluster.bench_echo.echo("x")
                 kombu.call("x")
             for round_number in range(rounds):
@@ -277,6 +283,9 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
                 invoice = call_latency(lambda i: cluster.billing.get_invoice(invoice_id), n_rpc)
                 echo_again = call_latency(lambda i: cluster.bench_echo.echo(invoice_id), n_rpc)
                 figures.add("RPC `billing.get_invoice`, median", invoice, echo_again, "ms", "≤1.5×")
+                session = call_latency(lambda i: cluster.sessions.get_session(session_id), n_rpc)
+                echo_third = call_latency(lambda i: cluster.bench_echo.echo(session_id), n_rpc)
+                figures.add("RPC `sessions.get_session`, median", session, echo_third, "ms", "≤1.5×")
                 figures.add("nameko echo RPC vs bare kombu request/reply, median", echo, bare, "ms")
                 # Gateway read, concurrency 10
                 gateway = http_load(ports["gateway"], "GET", lambda i: f"/api/v1/patients/{patient_ids[i % 20]}",
@@ -315,6 +324,33 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
     finally:
         bench.close()
     return figures
+
+
+def started_session(cluster, amqp_uri: str, sessions_url: str) -> str:
+    """A treatment session under way (checked in, infusion started), as
+    the clinic reaches one: intake's approval, a plan, a booking moved to
+    today, check-in and start."""
+    approval = approval_data()
+    intake_publisher = outbox.EventPublisher(amqp_uri, "intake")
+    intake_publisher.publish("intake.approved", envelope("intake.approved", approval, producer="intake"))
+    intake_publisher.close()
+    sessions = cluster.sessions
+    chair = sessions.add_resource({"kind": "chair", "name": "Chair 1"})["resource_id"]
+    clinician = sessions.add_resource({"kind": "clinician", "name": "Dr A"})["resource_id"]
+
+    plans = []
+    # wait_until retries while the approval is not consumed yet
+    wait_until(lambda: plans.append(sessions.create_plan({"patient_id": approval["patient_id"], **IV_PLAN})) or True,
+               "the approved patient's plan")
+    plan_id = plans[0]["plan_id"]
+    appointment = sessions.book_appointment({"plan_id": plan_id, "starts_at": iso(clinic_time(clinic_monday(), 9)),
+                                             "chair_id": chair, "clinician_id": clinician})
+    engine = sa.create_engine(sessions_url)
+    move_to_today(engine, appointment["appointment_id"])
+    engine.dispose()
+    session_id = sessions.check_in(appointment["appointment_id"], CHECKLIST)["session_id"]
+    sessions.start_session(session_id, {"lot_number": "BENCH-1"})
+    return session_id
 
 
 def billing_burst(engine, publisher, events: int) -> float:
@@ -379,7 +415,7 @@ def reminder_sweep(bench: Bench, figures: Figures, stored: int) -> None:
     """The delivery sweep's read with 1 000 and with ``stored`` future
     messages and the same 20 due: its cost should follow the due ones."""
     from services.notifications.models import Message
-    from services.notifications.service import due_messages
+    from services.notifications.capabilities.delivery import due_messages
 
     url = bench.database("notifications")
     engine = sa.create_engine(url)

@@ -35,6 +35,28 @@ class RecordAccessMixin:
             correlation_id=uow.correlation_id, at=utcnow(), **details))
 
     @classmethod
+    def along(cls, found: sa.CTE, action: str, **details: sa.ColumnElement) -> sa.CTE:
+        """The audit rows of a read, written by the statement that reads:
+        one row per row of ``found`` (a CTE with a ``patient_id`` column),
+        inserted by a data-modifying CTE of the same statement
+        (``select(found).add_cte(RecordAccess.along(found, "read"))``).
+        PostgreSQL runs such an INSERT whether or not the query reads its
+        output, and a statement is atomic: its answer never comes without
+        its audit rows. ``details``: further columns, as expressions over
+        ``found``. Executed with ``along_parameters(uow)``."""
+        columns = {"patient_id": found.c.patient_id, "actor": sa.bindparam("audit_actor", type_=sa.String),
+                   "action": sa.literal(action, sa.String),
+                   "correlation_id": sa.bindparam("audit_correlation_id", type_=sa.String),
+                   "at": sa.bindparam("audit_at", type_=sa.DateTime(timezone=True)), **details}
+        return sa.insert(cls.__table__).from_select(
+            list(columns), sa.select(*columns.values())).cte(f"audit_{found.name}")
+
+    @staticmethod
+    def along_parameters(uow) -> dict:
+        return {"audit_actor": uow.actor or UNIDENTIFIED, "audit_correlation_id": uow.correlation_id,
+                "audit_at": utcnow()}
+
+    @classmethod
     def trail(cls, session, patient_id: str, limit: int, offset: int) -> list[dict]:
         """Newest first."""
         rows = session.execute(

@@ -63,10 +63,14 @@ class Timeouts:
         return self.connect + self.statement
 
 
-def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
+def make_engine(url: str, timeouts: Timeouts | None = None, autocommit: bool = False) -> sa.Engine:
+    """``autocommit``: every statement is its own transaction, with no
+    BEGIN or COMMIT round trip (``ServiceDatabase.audited_read``); set for
+    the engine's whole pool, so no connection changes mode on its way back."""
     # hide_parameters: a database error's text would otherwise carry the
     # statement's values (names, phone numbers) into tracebacks and logs.
     timeouts = timeouts or Timeouts()
+    mode = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("postgresql"):
         _make_psycopg2_cooperative()
         connect_args = {
@@ -86,11 +90,11 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> sa.Engine:
         # recycled before any server or proxy idle timeout is likely.
         engine = sa.create_engine(url, pool_pre_ping=False, pool_recycle=POOL_RECYCLE_SECONDS, pool_size=10,
                                   max_overflow=20, pool_timeout=timeouts.connect, connect_args=connect_args,
-                                  hide_parameters=True)
+                                  hide_parameters=True, **mode)
         sa.event.listen(engine, "checkout", _discard_if_closed_by_server)
         return engine
     engine = sa.create_engine(url, connect_args={"timeout": timeouts.statement, "check_same_thread": False},
-                              hide_parameters=True)
+                              hide_parameters=True, **mode)
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
@@ -206,16 +210,20 @@ def is_outage(exc: BaseException) -> bool:
 class UnitOfWork:
     """One transaction: the records it changes and the events it emits."""
 
-    def __init__(self, session: Session, producer: str, correlation_id: str, actor: str | None):
+    def __init__(self, session: Session, producer: str, correlation_id: str, actor: str | None,
+                 reading: bool = False):
         self.session = session
         self.producer = producer
         self.correlation_id = correlation_id
         self.actor = actor
+        self.reading = reading
         self.emitted: list[dict] = []
 
     def emit(self, event: EventData) -> dict:
         """Add the event to the outbox, committed with this transaction.
         ``event`` is the producer's contract (``services/<name>/events.py``)."""
+        if self.reading:
+            raise TypeError("an audited read changes nothing and emits no event; use unit_of_work()")
         if not isinstance(event, EventData):
             raise TypeError(f"emit() takes an event contract (an EventData), not {type(event).__name__}")
         if event.producer != self.producer:
@@ -311,7 +319,32 @@ class ServiceDatabase:
             raise
         finally:
             session.close()
-        self.publish([body["event_id"] for body in uow.emitted])
+        self.publish(uow.emitted)
+
+    @contextmanager
+    def audited_read(self) -> Iterator[UnitOfWork]:
+        """A read of a patient's records that writes nothing but its audit
+        row (``RecordAccessMixin.record(uow, …)``), in two round trips fewer
+        than a unit of work: no BEGIN and no COMMIT. Each statement is its
+        own transaction (autocommit), which costs a read nothing: under READ
+        COMMITTED every statement of a transaction takes its own snapshot
+        anyway. The audit INSERT is committed when it is sent, before the
+        answer can leave the worker, so no answer leaves without its audit
+        row, whatever happens to the process afterwards. Emitting an event
+        here is refused: a change and its events need a unit of work."""
+        session = self._provider.reading_session_factory()
+        uow = UnitOfWork(session, self._provider.service_name, self.correlation_id, self.actor, reading=True)
+        try:
+            with _deadline(self._deadline_at):
+                yield uow
+                if session.new or session.dirty or session.deleted:
+                    raise TypeError("an audited read may not change records; use unit_of_work()")
+        except BaseException as exc:
+            self._raise_unavailable_if_outage(exc, committing=False)
+            raise
+        finally:
+            _roll_back(session)
+            session.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -339,9 +372,10 @@ class ServiceDatabase:
         raise ServiceUnavailable(
             "the service's database is unavailable; nothing was saved, try again shortly") from exc
 
-    def publish(self, event_ids: list[str]) -> None:
+    def publish(self, bodies: list[dict]) -> None:
+        """Publish the events just committed (``UnitOfWork.emitted``)."""
         try:
-            outbox.publish_rows(self._provider.session_factory, self._provider.publisher, event_ids)
+            outbox.publish_committed(self._provider.reading_session_factory, self._provider.publisher, bodies)
         except Exception:  # the rows are committed; the relay will send them
             log.warning("immediate publish failed; the outbox relay will retry", exc_info=True)
 
@@ -388,10 +422,14 @@ class Database(DependencyProvider):
         self.engine = make_engine(database_url(config, self.service_name), self.timeouts)
         self.session_factory = sessionmaker(self.engine, class_=FirstStatementRetryingSession,
                                             expire_on_commit=False)
+        self.reading_engine = make_engine(database_url(config, self.service_name), self.timeouts, autocommit=True)
+        self.reading_session_factory = sessionmaker(self.reading_engine, class_=FirstStatementRetryingSession,
+                                                    expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
 
     def stop(self):
         self.engine.dispose()
+        self.reading_engine.dispose()
         self.publisher.close()
 
     def kill(self):
@@ -399,6 +437,7 @@ class Database(DependencyProvider):
         # collector gets to them: under eventlet a socket closed at an
         # arbitrary moment can have its descriptor reused under a reader.
         self.engine.dispose()
+        self.reading_engine.dispose()
         self.publisher.close()
 
     def get_dependency(self, worker_ctx):

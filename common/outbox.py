@@ -179,18 +179,19 @@ def add_event(session: Session, body: dict, *, claimed: bool) -> None:
     )
 
 
-def publish_rows(session_factory, publisher: EventPublisher, event_ids: list[str]) -> int:
-    """Publish the given committed rows now and mark them sent; on failure
-    release them for the relay. Returns how many were published."""
-    if not event_ids:
+def publish_committed(session_factory, publisher: EventPublisher, bodies: list[dict]) -> int:
+    """Publish the events a unit of work has just committed, from the
+    bodies it still holds, and mark their rows sent; on failure release
+    them for the relay. Returns how many were published.
+
+    Nothing is read back first: the rows were written claimed
+    (``add_event(claimed=True)``), so no relay takes them in the meantime.
+    ``session_factory`` may give autocommit sessions (each UPDATE is then
+    one round trip, with no BEGIN or COMMIT)."""
+    if not bodies:
         return 0
-    with session_factory() as session:
-        rows = session.execute(
-            sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.body)
-            .where(outbox.c.event_id.in_(event_ids), outbox.c.sent_at.is_(None))
-            .order_by(outbox.c.id)
-        ).all()
-    return _publish_and_mark(session_factory, publisher, rows)
+    return _publish_and_mark(session_factory, publisher,
+                             [(body["event_id"], body["type"], body) for body in bodies])
 
 
 def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY_BATCH) -> int:
@@ -215,34 +216,36 @@ def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY
             .where(outbox.c.id.in_([row.id for row in rows]))
             .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
         )
-    return _publish_and_mark(session_factory, publisher, rows)
+    return _publish_and_mark(session_factory, publisher,
+                             [(row.event_id, row.event_type, json.loads(row.body)) for row in rows])
 
 
-def _publish_and_mark(session_factory, publisher: EventPublisher, rows) -> int:
-    published: list[int] = []
+def _publish_and_mark(session_factory, publisher: EventPublisher, events: list[tuple[str, str, dict]]) -> int:
+    """``events``: (event_id, event_type, body), in outbox order."""
+    published: list[str] = []
     error: Exception | None = None
-    if len(rows) > 1:
+    if len(events) > 1:
         # A backlog (after a broker outage): one wait for all the confirms.
-        count, error = publisher.publish_batch([(row.event_type, json.loads(row.body)) for row in rows])
-        published = [row.id for row in rows[:count]]
+        count, error = publisher.publish_batch([(event_type, body) for _, event_type, body in events])
+        published = [event_id for event_id, _, _ in events[:count]]
     else:
-        for row in rows:
+        for event_id, event_type, body in events:
             try:
-                publisher.publish(row.event_type, json.loads(row.body))
+                publisher.publish(event_type, body)
             except Exception as exc:  # broker unreachable: stop, keep order
                 error = exc
                 break
-            published.append(row.id)
-    unpublished = [row.id for row in rows if row.id not in set(published)]
+            published.append(event_id)
+    unpublished = [event_id for event_id, _, _ in events if event_id not in set(published)]
     with session_factory() as session, session.begin():
         if published:
             session.execute(
-                outbox.update().where(outbox.c.id.in_(published)).values(sent_at=utcnow())
+                outbox.update().where(outbox.c.event_id.in_(published)).values(sent_at=utcnow())
             )
         if unpublished:
             session.execute(
                 outbox.update()
-                .where(outbox.c.id.in_(unpublished))
+                .where(outbox.c.event_id.in_(unpublished))
                 .values(
                     claimed_until=None,
                     attempts=outbox.c.attempts + 1,

@@ -20,6 +20,11 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def mrn_of(number: int) -> str:
+    """The medical record number the clinic prints, from the patient's key."""
+    return f"MRN{number:07d}"
+
+
 class Patient(Base):
     __tablename__ = "patients"
 
@@ -46,7 +51,11 @@ class Patient(Base):
 
     @property
     def mrn(self) -> str:
-        return f"MRN{self.number:07d}"
+        return mrn_of(self.number)
+
+    @property
+    def intake_status(self) -> str | None:
+        return self.intake.status if self.intake else None
 
 
 

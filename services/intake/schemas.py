@@ -11,7 +11,7 @@ from pydantic import EmailStr, Field, field_validator
 from common.events import iso
 from common.validation import Schema, require_offset
 from services.intake.domain import INSTRUMENTS, KNOWN_CONDITIONS
-from services.intake.models import Consent, MedicalHistory, Patient, QuestionnaireResponse, Screening
+from services.intake.models import Consent, MedicalHistory, Patient, QuestionnaireResponse, Screening, mrn_of
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ICD10 = re.compile(r"^[A-TV-Z]\d{2}(\.[0-9A-Z]{1,4})?$")
@@ -212,9 +212,10 @@ def mrn_number(mrn: str) -> int | None:
 
 def patient_facts(record: Patient) -> dict:
     """What other services may keep about a patient: identity, contact and
-    billing facts. No history, scores or notes."""
+    billing facts. No history, scores or notes. ``record``: a ``Patient`` or
+    a row of its columns (and ``intake_status`` for ``patient_view``)."""
     return {
-        "patient_id": record.patient_id, "mrn": record.mrn,
+        "patient_id": record.patient_id, "mrn": mrn_of(record.number),
         "given_name": record.given_name, "family_name": record.family_name,
         "date_of_birth": record.date_of_birth.isoformat(), "sex": record.sex,
         "phone": record.phone, "email": record.email, "time_zone": record.time_zone,
@@ -228,7 +229,7 @@ def patient_view(record: Patient) -> dict:
         "emergency_contact": record.emergency_contact,
         "weight_kg": record.weight_kg, "height_cm": record.height_cm,
         "primary_condition": record.primary_condition,
-        "intake_status": record.intake.status if record.intake else None,
+        "intake_status": record.intake_status,
         "created_at": iso(record.created_at), "updated_at": iso(record.updated_at),
     }
 
@@ -251,7 +252,11 @@ def consent_view(consent: Consent) -> dict:
 
 
 def consent_summary(consents) -> dict:
-    granted = {c.kind for c in consents if c.withdrawn_at is None}
+    return granted_consents({c.kind for c in consents if c.withdrawn_at is None})
+
+
+def granted_consents(kinds) -> dict:
+    granted = set(kinds or ())
     return {kind: kind in granted for kind in ("treatment", "sms", "email")}
 
 

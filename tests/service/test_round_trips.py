@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from nameko.testing.services import entrypoint_waiter
 
 from common.database import Database
 from services.billing.service import BillingService
 from services.intake.service import IntakeService
+from services.sessions.service import SessionsService
 from tests.support.billing import completed_session, new_id, publish, wait_until
 from tests.support.calls import as_staff
+from tests.support.events import publish_event
 from tests.support.intake import PATIENT
+from tests.support.sessions import (
+    CHECKLIST, CLINICIAN, IV_PLAN, approval_data, clinic_monday, clinic_time, iso, move_to_today,
+)
 
 
 class Statements:
@@ -21,8 +27,15 @@ class Statements:
     def __init__(self, container):
         [database] = [ext for ext in container.extensions if isinstance(ext, Database)]
         self.engine = database.engine
+        self.reading_engine = database.reading_engine
         self.sent: list[str] = []
-        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        # BEGIN and COMMIT are not cursor statements; counted apart. The
+        # reading engine's connections are in autocommit: their "commits"
+        # send nothing.
+        self.transactions = 0
+        sa.event.listen(database.engine, "commit", self._committed)
+        for engine in (database.engine, database.reading_engine):
+            sa.event.listen(engine, "before_cursor_execute", self._record)
         # The pool's pre-ping bypasses the cursor events.
         ping = self.engine.dialect.do_ping
 
@@ -35,8 +48,12 @@ class Statements:
     def _record(self, _conn, _cursor, statement, _params, _context, _executemany):
         self.sent.append(" ".join(statement.split())[:60])
 
+    def _committed(self, _conn):
+        self.transactions += 1
+
     def clear(self):
         self.sent.clear()
+        self.transactions = 0
 
 
 def audit_rows(databases, service: str, patient_id: str) -> list[str]:
@@ -51,17 +68,65 @@ def intake(start_service):
     return start_service(IntakeService, OUTBOX_RELAY_INTERVAL=3600)
 
 
-def test_reading_a_patient_sends_three_statements_and_no_pre_ping(intake, databases):
+def test_reading_a_patient_is_one_statement_with_its_audit_row(intake, databases):
     call = as_staff(intake, "frontdesk (front_desk)")
     patient_id = call("register_patient", PATIENT)["patient_id"]
     statements = Statements(intake)
     for _ in range(3):
         statements.clear()
         assert call("get_patient", patient_id)["patient_id"] == patient_id
-        # The patient, the consents, the audit row.
-        assert len(statements.sent) == 3, statements.sent
+        # The patient, the consents and the audit row in one statement, in
+        # autocommit: no BEGIN or COMMIT either, so one round trip in all.
+        assert len(statements.sent) == 1, statements.sent
+        assert statements.transactions == 0
         assert not any(sent.upper().startswith("SELECT 1") for sent in statements.sent)
     assert audit_rows(databases, "intake", patient_id) == ["create", "read", "read", "read"]
+
+
+def test_registering_a_patient_sends_five_statements_in_one_transaction(intake, databases, events):
+    call = as_staff(intake, "frontdesk (front_desk)")
+    events.listen("intake")
+    statements = Statements(intake)
+    for attempt in range(3):
+        statements.clear()
+        patient = call("register_patient", {**PATIENT, "given_name": f"Round{attempt}"},
+                       idempotency_key=f"round-trips-{attempt}")
+        # The Idempotency-Key claimed; the patient, its intake case and its
+        # audit row (one statement); the outbox row; the answer kept with
+        # the key; then, after the commit and the publish, the row marked
+        # sent (autocommit: nothing is read back).
+        assert [sent.split()[0:3] for sent in statements.sent] == [
+            ["INSERT", "INTO", "idempotency_keys"], ["WITH", "new_patient", "AS"], ["INSERT", "INTO", "outbox"],
+            ["UPDATE", "idempotency_keys", "SET"], ["UPDATE", "outbox", "SET"]], statements.sent
+        assert statements.transactions == 1
+        assert audit_rows(databases, "intake", patient["patient_id"]) == ["create"]
+        events.wait_for("patient.registered", lambda event: event["data"]["patient_id"] == patient["patient_id"])
+
+
+def test_reading_a_session_record_sends_five_statements_and_no_transaction(start_service, databases):
+    sessions = start_service(SessionsService, OUTBOX_RELAY_INTERVAL=3600)
+    call = as_staff(sessions, CLINICIAN)
+    approval = approval_data()
+    with entrypoint_waiter(sessions, "on_intake_approved", timeout=10):
+        publish_event(sessions.config["AMQP_URI"], "intake", "intake.approved", approval)
+    chair = call("add_resource", {"kind": "chair", "name": "Chair 1"})["resource_id"]
+    clinician = call("add_resource", {"kind": "clinician", "name": "Dr A"})["resource_id"]
+    plan = call("create_plan", {"patient_id": approval["patient_id"], **IV_PLAN})
+    appointment = call("book_appointment", {"plan_id": plan["plan_id"], "chair_id": chair, "clinician_id": clinician,
+                                            "starts_at": iso(clinic_time(clinic_monday(), 9))})
+    move_to_today(databases.engine("sessions"), appointment["appointment_id"])
+    session_id = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    statements = Statements(sessions)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_session", session_id)["session_id"] == session_id
+        # The record with its audit row (one statement), its vitals, side
+        # effects, addenda and monitoring form; autocommit, so no BEGIN or
+        # COMMIT.
+        assert len(statements.sent) == 5, statements.sent
+        assert statements.sent[0].startswith("WITH found AS")
+        assert statements.transactions == 0
+    assert audit_rows(databases, "sessions", approval["patient_id"]).count("session_read") == 3
 
 
 def test_a_connection_the_server_closed_costs_no_request(intake, databases):
@@ -105,6 +170,25 @@ def test_a_completed_session_is_charged_in_few_statements(start_service, databas
         assert charged(patient_id) >= 2
 
 
+def test_reading_an_invoice_sends_four_statements_and_no_transaction(start_service, databases):
+    billing = start_service(BillingService, OUTBOX_RELAY_INTERVAL=3600)
+    call = as_staff(billing, "biller (billing)")
+    patient_id = new_id()
+    publish(billing.config, "sessions", "session.completed", completed_session(patient_id))
+    wait_until(lambda: call("list_charges", patient_id)["total"] > 0)
+    invoice_id = call("issue_invoice", patient_id)["invoice_id"]
+    statements = Statements(billing)
+    for _ in range(3):
+        statements.clear()
+        assert call("get_invoice", invoice_id)["invoice_id"] == invoice_id
+        # The invoice with its audit row (one statement), its lines, its
+        # payments and refunds; autocommit, so no BEGIN or COMMIT.
+        assert len(statements.sent) == 4, statements.sent
+        assert statements.sent[0].startswith("WITH found AS")
+        assert statements.transactions == 0
+    assert audit_rows(databases, "billing", patient_id).count("read_invoice") == 3
+
+
 def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, databases):
     """The checkout's look at the socket can miss a connection lost a moment
     later: the transaction's first statement is then sent again, once, on a
@@ -114,7 +198,9 @@ def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, d
     call = as_staff(intake, "frontdesk (front_desk)")
     patient_id = call("register_patient", PATIENT)["patient_id"]
     statements = Statements(intake)
-    sa.event.remove(statements.engine, "checkout", db_module._discard_if_closed_by_server)
+    engines = (statements.engine, statements.reading_engine)
+    for engine in engines:
+        sa.event.remove(engine, "checkout", db_module._discard_if_closed_by_server)
     try:
         call("get_patient", patient_id)
         database_name = sa.engine.make_url(databases["intake"]).database
@@ -125,4 +211,5 @@ def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, d
         for _ in range(12):
             assert call("get_patient", patient_id)["patient_id"] == patient_id
     finally:
-        sa.event.listen(statements.engine, "checkout", db_module._discard_if_closed_by_server)
+        for engine in engines:
+            sa.event.listen(engine, "checkout", db_module._discard_if_closed_by_server)

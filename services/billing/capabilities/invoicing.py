@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from common import idempotency
 from common.database import insert_ignoring_duplicates
 from common.etag import check_if_match
-from common.errors import ValidationFailed, field_error
+from common.errors import NotFound, ValidationFailed, field_error
 from common.events import utcnow
 from common.handlers import rpc
 from common.service import configured_timer
@@ -25,6 +25,20 @@ from services.billing.models import (
 log = logging.getLogger(__name__)
 
 OVERDUE_BATCH = 200
+
+
+def _audited_invoice_read() -> sa.Select:
+    """On PostgreSQL, an invoice and the audit row of its read in one
+    statement."""
+    invoices = Invoice.__table__
+    found = (sa.select(invoices.c.invoice_id, invoices.c.patient_id)
+             .where(invoices.c.invoice_id == sa.bindparam("invoice_id")).cte("found"))
+    return (sa.select(Invoice).where(Invoice.invoice_id == sa.bindparam("invoice_id"))
+            .add_cte(RecordAccess.along(found, "read_invoice")))
+
+
+# Built once: the statement cache then finds its compiled form at once.
+AUDITED_INVOICE_READ = _audited_invoice_read()
 
 
 class Invoicing(Ledger):
@@ -96,9 +110,16 @@ class Invoicing(Ledger):
 
     @rpc
     def get_invoice(self, invoice_id):
-        with self.db.unit_of_work() as uow:
-            invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
-            RecordAccess.record(uow, invoice.patient_id, "read_invoice")
+        with self.db.audited_read() as uow:
+            if uow.session.get_bind().dialect.name != "postgresql":
+                invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+                RecordAccess.record(uow, invoice.patient_id, "read_invoice")
+            else:  # the invoice and its audit row in one statement
+                invoice = uow.session.execute(AUDITED_INVOICE_READ, {
+                    "invoice_id": require_id(invoice_id, "invoice_id"), **RecordAccess.along_parameters(uow)
+                }).scalar_one_or_none()
+                if invoice is None:
+                    raise NotFound(f"no invoice {invoice_id}")
             return schemas.invoice_detail(uow.session, invoice)
 
     @rpc

@@ -22,6 +22,19 @@ from services.sessions.models import (
     TreatmentPlan, VitalsReading,
 )
 
+def _audited_session_read() -> sa.Select:
+    """On PostgreSQL, a session record and its audit row (a read of it) in
+    one statement."""
+    records = SessionRecord.__table__
+    found = (sa.select(records.c.session_id, records.c.patient_id)
+             .where(records.c.session_id == sa.bindparam("session_id")).cte("found"))
+    return (sa.select(SessionRecord).where(SessionRecord.session_id == sa.bindparam("session_id"))
+            .add_cte(RecordAccess.along(found, "session_read", subject_id=found.c.session_id)))
+
+
+# Built once: the statement cache then finds its compiled form at once.
+AUDITED_SESSION_READ = _audited_session_read()
+
 CLINICIAN_ROLES = ("clinician", "admin")
 # Times typed in by staff may be backdated (charting after the fact), but a
 # clock a little ahead of ours is no reason to refuse a reading.
@@ -80,6 +93,20 @@ class Chart:
 
     def _session(self, session, session_id, lock: bool = False) -> SessionRecord:
         record = session.get(SessionRecord, require_id(session_id, "session_id"), with_for_update=lock or None)
+        if record is None:
+            raise NotFound(f"no session {session_id}")
+        return record
+
+    def _read_session(self, uow, session_id) -> SessionRecord:
+        """The session record, its read audited: on PostgreSQL by the
+        statement that reads it (one round trip less)."""
+        require_id(session_id, "session_id")
+        if uow.session.get_bind().dialect.name != "postgresql":
+            record = self._session(uow.session, session_id)
+            self._audit(uow, record.patient_id, "session_read", record.session_id)
+            return record
+        record = uow.session.execute(AUDITED_SESSION_READ, {"session_id": session_id,
+                                                            **RecordAccess.along_parameters(uow)}).scalar_one_or_none()
         if record is None:
             raise NotFound(f"no session {session_id}")
         return record

@@ -182,10 +182,8 @@ class SessionRecords(Chart):
 
     @rpc
     def get_session(self, session_id):
-        with self.db.unit_of_work() as uow:
-            record = self._session(uow.session, session_id)
-            self._audit(uow, record.patient_id, "session_read", record.session_id)
-            return self._session_view(uow.session, record)
+        with self.db.audited_read() as uow:
+            return self._session_view(uow.session, self._read_session(uow, session_id))
 
     @rpc
     def export_fhir(self, session_id):
