@@ -46,6 +46,11 @@ STREAMED: dict[str, Streamed] = {s.contract.type: s for s in (
                                                "ends_at", "chair_id", "clinician_id")),
     Streamed(sessions.AppointmentCancelled, ("patient_id", "appointment_id", "starts_at", "cancelled_at", "late")),
     Streamed(sessions.AppointmentNoShow, ("patient_id", "appointment_id", "starts_at")),
+    # The front desk's call list: kinds and ids; the reason stays in sessions.
+    Streamed(sessions.FrontDeskTaskOpened, ("task_id", "kind", "patient_id", "plan_id", "appointment_id",
+                                            "opened_at")),
+    Streamed(sessions.FrontDeskTaskClosed, ("task_id", "kind", "patient_id", "plan_id", "appointment_id",
+                                            "outcome", "closed_at")),
     # Money: ids, numbers and dates, never amounts.
     Streamed(billing.InvoiceIssued, ("patient_id", "invoice_id", "number", "due_date", "issued_at")),
     Streamed(billing.PaymentReceived, ("patient_id", "payment_id", "invoice_id", "received_at")),
@@ -64,20 +69,22 @@ NOT_STREAMED: frozenset[type[EventData]] = frozenset({
     intake.PatientRegistered, intake.PatientUpdated, intake.ConsentRecorded, intake.IntakeSubmitted,
     intake.IntakeScreened, intake.IntakeApproved, intake.IntakeDeclined, intake.SelfReportRequested,
     intake.SelfReportCompleted, sessions.PlanCreated, sessions.CourseBooked, sessions.CourseCompleted,
-    notifications.NotificationSent,
+    notifications.NotificationSent, sessions.SelfReportDue, notifications.PreVisitReplyReceived,
+    notifications.SmsKeywordReceived,
 })
 
 CLINICAL = ("session.checked_in", "session.started", "session.vitals_alert", "session.completed",
             "session.aborted", "patient.risk_flagged")
 SESSION_STATE = ("session.checked_in", "session.started", "session.completed", "session.aborted")
 APPOINTMENTS = ("appointment.scheduled", "appointment.rescheduled", "appointment.cancelled", "appointment.no_show")
+FRONT_DESK_TASKS = ("front_desk_task.opened", "front_desk_task.closed")
 MONEY = ("invoice.issued", "payment.received", "invoice.paid", "invoice.overdue", "refund.issued")
 
 # Which role sees which event types; admin sees every streamed type,
 # dead messages included.
 TYPES_BY_ROLE: dict[str, frozenset[str]] = {
     "clinician": frozenset(CLINICAL),
-    "front_desk": frozenset(SESSION_STATE + APPOINTMENTS),
+    "front_desk": frozenset(SESSION_STATE + APPOINTMENTS + FRONT_DESK_TASKS),
     "billing": frozenset(MONEY),
     "admin": frozenset(STREAMED),
 }
