@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from nameko.exceptions import ContainerBeingKilled
 from sqlalchemy.dialects import postgresql, sqlite
 
 from common import outbox
@@ -137,11 +138,14 @@ class Batching:
             self._in_flight += 1
             try:
                 self._spawn(batch)
-            except Exception:
+            except Exception as exc:  # the container is being killed: the broker keeps them
                 self._in_flight -= 1
+                if not isinstance(exc, ContainerBeingKilled):
+                    log.error("handler %s.%s: a batch could not be started (%s); its messages go back to the queue",
+                              self.container.service_name, self.method_name, type(exc).__name__)
                 for _body, message in batch:
                     self.queue_consumer.requeue_message(message)
-                raise
+                return
 
     def _spawn(self, batch):
         first_body, first_message = batch[0]
