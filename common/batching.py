@@ -167,7 +167,6 @@ class Batching:
     def _batch_result(self, batch, worker_ctx, result=None, exc_info=None):
         try:
             if exc_info is None:
-                worker_ctx.clinic_batch = len(batch)
                 for _body, message in batch:
                     self.queue_consumer.ack_message(message)
                 return result, exc_info
