@@ -388,7 +388,7 @@ def reminder_sweep(bench: Bench, figures: Figures, stored: int) -> None:
     """The delivery sweep's read with 1 000 and with ``stored`` future
     messages and the same 20 due: its cost should follow the due ones."""
     from services.notifications.models import Message
-    from services.notifications.service import due_messages
+    from services.notifications.capabilities.delivery import due_messages
 
     url = bench.database("notifications")
     engine = sa.create_engine(url)
