@@ -225,7 +225,7 @@ class Figures:
         return "\n".join(lines)
 
 
-def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
+def measure(amqp_uri: str, rounds: int, scale: float, only: str | None = None) -> Figures:
     bench = Bench(amqp_uri)
     figures = Figures()
     try:
@@ -275,6 +275,9 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
                 kombu.call("x")
             for round_number in range(rounds):
                 print(f"  round {round_number + 1}/{rounds}", file=sys.stderr)
+                if only == "billing":
+                    billing_round(engine, sessions_publisher, amqp_uri, queue, event_body, n_events, figures)
+                    continue
                 # RPC reads
                 read = call_latency(lambda i: cluster.intake.get_patient(patient_ids[i % 20]), n_rpc)
                 echo = call_latency(lambda i: cluster.bench_echo.echo(patient_ids[i % 20]), n_rpc)
@@ -304,19 +307,14 @@ def measure(amqp_uri: str, rounds: int, scale: float) -> Figures:
                 via_echo_1 = http_load(ports["http"], "GET", lambda i: f"/echo/{i}", n_post, 1)
                 figures.add("registration `POST /api/v1/patients` c1, p50", post["p50"], via_echo_1["p50"], "ms",
                             "≤2×")
-                # Billing from events, one replica
-                billing_rate = billing_burst(engine, sessions_publisher, n_events)
-                publish_rate = floors.confirmed_publish(amqp_uri, queue, event_body, n_events)
-                consume_rate = floors.consume(amqp_uri, queue, n_events)
-                figures.add("billing `session.completed` → charges, 1 replica", billing_rate, publish_rate,
-                            "events/s", "≥0.4×", lower_is_better=False)
-                figures.add("billing events/s vs bare consume", billing_rate, consume_rate, "events/s",
-                            lower_is_better=False)
+                billing_round(engine, sessions_publisher, amqp_uri, queue, event_body, n_events, figures)
             kombu.close()
             engine.dispose()
             with Connection(amqp_uri) as connection:
                 connection.default_channel.queue_delete(queue)
 
+        if only == "billing":
+            return figures
         print("  outbox drain", file=sys.stderr)
         outbox_drain(bench, amqp_uri, figures, int(10000 * max(scale, 0.2)))
         print("  reminder sweep", file=sys.stderr)
@@ -351,6 +349,17 @@ def started_session(cluster, amqp_uri: str, sessions_url: str) -> str:
     session_id = sessions.check_in(appointment["appointment_id"], CHECKLIST)["session_id"]
     sessions.start_session(session_id, {"lot_number": "BENCH-1"})
     return session_id
+
+
+def billing_round(engine, publisher, amqp_uri, queue, event_body, n_events, figures) -> None:
+    """Billing from events, one replica, beside bare publishing and consuming."""
+    billing_rate = billing_burst(engine, publisher, n_events)
+    publish_rate = floors.confirmed_publish(amqp_uri, queue, event_body, n_events)
+    consume_rate = floors.consume(amqp_uri, queue, n_events)
+    figures.add("billing `session.completed` → charges, 1 replica", billing_rate, publish_rate,
+                "events/s", "≥0.4×", lower_is_better=False)
+    figures.add("billing events/s vs bare consume", billing_rate, consume_rate, "events/s",
+                lower_is_better=False)
 
 
 def billing_burst(engine, publisher, events: int) -> float:
@@ -476,6 +485,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller batches (a quick look, not a figure)")
+    parser.add_argument("--only", choices=["billing"], help="only this figure and its floors")
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 15))
     scale = 0.25 if args.quick else 1.0
@@ -483,7 +493,7 @@ def main() -> None:
     print(f"clinic benchmarks, {started:%Y-%m-%d %H:%M} UTC, {machine()}; "
           f"medians of {rounds} interleaved round(s); PostgreSQL", file=sys.stderr)
     with throwaway_vhost(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), "bench") as amqp_uri:
-        figures = measure(amqp_uri, rounds, scale)
+        figures = measure(amqp_uri, rounds, scale, args.only)
     print(f"\n{started:%Y-%m-%d %H:%M} UTC, {machine()}, {rounds} rounds\n")
     print(figures.table())
 

@@ -30,8 +30,9 @@ import logging
 import time
 
 from kombu import Exchange, Queue
-from nameko.events import SERVICE_POOL
+from nameko.events import BROADCAST, SERVICE_POOL
 
+from common.batching import Batching, apply_batch
 from common.database import DuplicateEvent
 from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES, post_for
 from common.errors import ClinicError
@@ -221,12 +222,29 @@ class RetryingEventHandler(ClinicEventHandler):
                     extra={"handler": handler, "attempts": attempts})
 
 
-def consumes(*contracts):
+class BatchingEventHandler(Batching, RetryingEventHandler):
+    """A ``RetryingEventHandler`` that applies the messages already waiting
+    in its queue several per transaction (``common.batching``)."""
+
+    def __init__(self, *args, batching: bool = True, **kwargs):
+        self.batching = batching
+        super().__init__(*args, **kwargs)
+
+
+def consumes(*contracts, batch: bool = True, many: bool = False):
     """``@consumes(SessionCompleted)``: the handler is called as
     ``fn(self, uow, event)`` with ``event.data`` the contract's model. Give
     several versions of one event type (``@consumes(SessionCompletedV1,
     SessionCompletedV2)``) to take each; an event of any other version, or
-    whose data does not match its contract, is dead-lettered at once."""
+    whose data does not match its contract, is dead-lettered at once.
+
+    Events waiting in the queue are applied several per transaction, each
+    by its own call of ``fn``. ``batch=False`` opts out: one event per
+    transaction, for a handler that must not share one (it calls another
+    service, or its side effects cannot be rolled back with the others').
+    ``many=True``: ``fn(self, uow, events)`` takes the list of fresh events
+    of a batch (a list of one for a lone event), so it can read and write
+    for all of them in a few statements."""
     versions = contract_versions(contracts)
     source_service, event_type = contracts[0].producer, contracts[0].type
 
@@ -234,16 +252,30 @@ def consumes(*contracts):
         return Received.read(body, versions)
 
     def decorator(fn):
+        apply_one = None if many else fn
+        apply_many = fn if many else None
+
         @functools.wraps(fn)
-        def handle(self, body):
+        def handle(self, body=None, *, batch=None):
             handler = f"{self.name}.{fn.__name__}"
+            if batch is not None:
+                try:
+                    apply_batch(self, handler, [read(each) for each in batch], apply_one, apply_many)
+                    return
+                except ClinicError:
+                    raise
+                except Exception as exc:
+                    raise HandlerFailed(exc) from exc
             event = read(body)  # ClinicError: dead-lettered as rejected
             self.db.adopt_correlation_id(event.correlation_id)
             try:
                 with self.db.unit_of_work() as uow:
                     if not uow.claim_event(event.event_id, event.type, handler):
                         return
-                    fn(self, uow, event)
+                    if many:
+                        fn(self, uow, [event])
+                    else:
+                        fn(self, uow, event)
             except DuplicateEvent:
                 return
             except ClinicError:
@@ -256,9 +288,35 @@ def consumes(*contracts):
         handle.consumed_contracts = tuple(versions.values())
         # requeue_on_error is what happens if the entrypoint itself breaks:
         # the message goes back rather than being dropped.
-        return RetryingEventHandler.decorator(
+        return BatchingEventHandler.decorator(
             source_service, event_type, handler_type=SERVICE_POOL, requeue_on_error=True,
-            expected_exceptions=(ClinicError, HandlerFailed),
+            expected_exceptions=(ClinicError, HandlerFailed), batching=batch,
+        )(handle)
+
+    return decorator
+
+
+def on_every_replica(*contracts):
+    """``@on_every_replica(FeeScheduleChanged)``: ``fn(self, event)`` runs in
+    every running process of the service (nameko's BROADCAST handler, one
+    queue per process that goes with it), not in one of them. For what each
+    process keeps for itself, such as a cache to drop; there is no
+    transaction and no claim, and a process that was away when the event
+    was published never sees it, so what it guards needs a safety net (a
+    cache that also expires)."""
+    versions = contract_versions(contracts)
+    source_service, event_type = contracts[0].producer, contracts[0].type
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def handle(self, body):
+            fn(self, Received.read(body, versions))
+
+        handle.consumed_event = (source_service, event_type)
+        handle.consumed_contracts = tuple(versions.values())
+        return ClinicEventHandler.decorator(
+            source_service, event_type, handler_type=BROADCAST, reliable_delivery=False,
+            expected_exceptions=(ClinicError,),
         )(handle)
 
     return decorator

@@ -128,7 +128,16 @@ class ClinicQueueConsumer(SteadyQueueConsumer):
             dead_letter_queue_for(self.container.config)(channel).declare()
         super().on_consume_ready(connection, channel, consumers, **kwargs)
 
-
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            # A batching event handler holds more messages unacked than the
+            # service has workers (common.batching). RabbitMQ applies the
+            # channel's prefetch to the consumers started after it is set,
+            # so each consumer sets its own just before it starts.
+            consumer.consume = _with_prefetch(
+                consumer, getattr(provider, "prefetch_count", None) or self.prefetch_count)
+        return consumers
 
     def queue_name_of(self, message) -> str | None:
         tag = message.delivery_info.get("consumer_tag")
@@ -142,6 +151,16 @@ class ClinicQueueConsumer(SteadyQueueConsumer):
         from common.deadletters import dead_letter_undecodable
 
         dead_letter_undecodable(self, message, exc, queue=self.queue_name_of(message))
+
+
+def _with_prefetch(consumer, prefetch_count: int):
+    consume = consumer.consume
+
+    def consume_with_prefetch(*args, **kwargs):
+        consumer.qos(prefetch_count=prefetch_count)
+        return consume(*args, **kwargs)
+
+    return consume_with_prefetch
 
 
 class ClinicEventHandler(EventHandler):

@@ -13,16 +13,20 @@ import yaml
 from nameko.extensions import DependencyProvider
 
 from common.config import database_url, section
+from common import outbox
 from common.database import insert_ignoring_duplicates
-from services.billing import domain
+from common.events import envelope
+from services.billing import domain, events
 from services.billing.models import FeePrice
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FEE_SCHEDULE = Path(__file__).resolve().parent / "fee_schedule.yaml"
 # Prices are only ever added, and only by a replica starting with a new
-# file; the others see them within this many seconds.
-DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS = 60.0
+# file, which announces them (``fee_schedule.changed``): every replica then
+# drops its copy. Read again after this long all the same, in case a
+# replica missed the announcement (it was cut off from the broker).
+DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,19 @@ class Settings:
         return cls(rules=domain.BillingRules.from_config(section), clinic=domain.clinic_from_config(section))
 
 
-def load_fee_schedule(engine: sa.Engine, rows: list[dict]) -> int:
+def load_fee_schedule(engine: sa.Engine, rows: list[dict], announce=None) -> int:
     """Add the prices not yet stored; never change a stored one, since
     charges may already have been priced from it. Safe when several
-    replicas start at once (the unique key decides)."""
+    replicas start at once (the unique key decides). ``announce(connection,
+    codes, added)`` is called in the same transaction when prices were
+    added (to put ``fee_schedule.changed`` in the outbox)."""
     table = FeePrice.__table__
-    added = 0
+    added, codes = 0, set()
     with engine.begin() as connection:
         for row in rows:
-            added += insert_ignoring_duplicates(connection, table, row, unique=("code", "effective_from"))
+            if insert_ignoring_duplicates(connection, table, row, unique=("code", "effective_from")):
+                added += 1
+                codes.add(row["code"])
             stored = connection.execute(
                 sa.select(table.c.price_cents, table.c.currency)
                 .where(table.c.code == row["code"], table.c.effective_from == row["effective_from"])
@@ -54,7 +62,17 @@ def load_fee_schedule(engine: sa.Engine, rows: list[dict]) -> int:
             if (stored.price_cents, stored.currency) != (row["price_cents"], row["currency"]):
                 log.warning("fee schedule file disagrees with the stored price of %s from %s; the stored price stays"
                             " (add a new effective date to change a price)", row["code"], row["effective_from"])
+        if added and announce is not None:
+            announce(connection, sorted(codes), added)
     return added
+
+
+def announce_change(connection, codes: list[str], added: int) -> None:
+    """``fee_schedule.changed`` into the outbox, for the relay to publish:
+    the other billing processes drop the prices they keep."""
+    facts = events.FeeScheduleChanged(codes=codes, prices_added=added)
+    outbox.add_event(connection, envelope(facts.type, facts.facts(), producer=facts.producer,
+                                          version=facts.version), claimed=False)
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,9 @@ class StoredPrice:
 
 class FeeSchedule:
     """The stored prices, read whole from the database once and kept by the
-    service process: pricing a charge costs no round trip. Read again after
-    ``refresh_seconds``, and at once in the process that loaded new prices."""
+    service process: pricing a charge costs no round trip. Read again on
+    next use once ``fee_schedule.changed`` arrives (``invalidate``), and
+    after ``refresh_seconds`` whatever happens."""
 
     def __init__(self, refresh_seconds: float = DEFAULT_FEE_SCHEDULE_REFRESH_SECONDS):
         self.refresh_seconds = refresh_seconds
@@ -121,7 +140,7 @@ class FeeScheduleLoader(DependencyProvider):
         url = database_url(self.container.config, self.container.service_name)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
-            added = load_fee_schedule(engine, self.rows)
+            added = load_fee_schedule(engine, self.rows, announce=announce_change)
         finally:
             engine.dispose()
         if added:

@@ -93,3 +93,14 @@ class RefundIssued(BillingEvent):
     amount_cents: int
     currency: str
     issued_at: Instant
+
+
+class FeeScheduleChanged(BillingEvent):
+    """A billing process started with a fee schedule file that has prices
+    not stored yet, and stored them. Every billing process drops the prices
+    it keeps and reads them again on next use."""
+
+    type = "fee_schedule.changed"
+
+    codes: list[str] = Field(description="the procedure codes with a new price")
+    prices_added: int

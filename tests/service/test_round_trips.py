@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from nameko.testing.services import entrypoint_waiter
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from common.database import Database
+from common.events import envelope
 from services.billing.service import BillingService
 from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
+
 from tests.support.billing import completed_session, new_id, publish, wait_until
 from tests.support.calls import as_staff
 from tests.support.events import publish_event
@@ -50,6 +52,11 @@ class Statements:
 
     def _committed(self, _conn):
         self.transactions += 1
+
+    @property
+    def round_trips(self) -> int:
+        """Statements, and each transaction's BEGIN and COMMIT."""
+        return len(self.sent) + 2 * self.transactions
 
     def clear(self):
         self.sent.clear()
@@ -187,6 +194,50 @@ def test_reading_an_invoice_sends_four_statements_and_no_transaction(start_servi
         assert statements.sent[0].startswith("WITH found AS")
         assert statements.transactions == 0
     assert audit_rows(databases, "billing", patient_id).count("read_invoice") == 3
+
+
+def charged_sessions(databases, patient_ids) -> int:
+    return _count(databases, "count(DISTINCT session_id)", patient_ids)
+
+
+def charge_count(databases, patient_ids) -> int:
+    return _count(databases, "count(*)", patient_ids)
+
+
+def _count(databases, what: str, patient_ids) -> int:
+    with databases.engine("billing").connect() as connection:
+        return connection.execute(sa.text(f"SELECT {what} FROM charges WHERE patient_id IN :ids")
+                                  .bindparams(sa.bindparam("ids", expanding=True)), {"ids": list(patient_ids)}
+                                  ).scalar_one()
+
+
+def test_a_batch_of_completed_sessions_costs_under_four_round_trips_an_event(start_service, databases):
+    billing = start_service(BillingService, OUTBOX_RELAY_INTERVAL=3600)
+    first = new_id()
+    publish(billing.config, "sessions", "session.completed", completed_session(first))
+    wait_until(lambda: charged_sessions(databases, [first]))  # the fee schedule is read on first use
+    statements = Statements(billing)
+    patient_ids = [new_id() for _ in range(20)]
+    bodies = [envelope("session.completed", completed_session(patient_id), producer="sessions")
+              for patient_id in patient_ids]
+    # What the entrypoint hands one worker when 20 events are waiting.
+    with entrypoint_hook(billing, "on_session_completed") as handle:
+        handle(batch=bodies)
+    assert charged_sessions(databases, patient_ids) == 20
+    charges = charge_count(databases, patient_ids)
+    # BEGIN, one claim for all, the sessions already charged, the packages
+    # that cover them, every charge in one INSERT, the appointment fees to
+    # void, COMMIT.
+    assert statements.transactions == 1
+    assert sum(sent.startswith("INSERT INTO processed_events") for sent in statements.sent) == 1
+    assert sum(sent.startswith("INSERT INTO charges") for sent in statements.sent) == 1
+    assert statements.round_trips / len(bodies) <= 4, statements.sent
+    # Delivered again (a crash between the commit and the acks): no second effect.
+    statements.clear()
+    with entrypoint_hook(billing, "on_session_completed") as handle:
+        handle(batch=bodies)
+    assert not any(sent.startswith("INSERT INTO charges") for sent in statements.sent)
+    assert charge_count(databases, patient_ids) == charges
 
 
 def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, databases):

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from common import idempotency
 from common.errors import Conflict, field_error
 from common.events import as_utc, utcnow
-from common.handlers import consumes, rpc
+from common.handlers import consumes, on_every_replica, rpc
 from common.validation import parse, require_id
 from services.billing import domain, schemas
+from services.billing.events import FeeScheduleChanged
 from services.intake.events import IntakeApproved
 from services.sessions.events import AppointmentCancelled, AppointmentNoShow, SessionAborted, SessionCompleted
 from services.billing.capabilities.ledger import NEVER, Ledger, page
@@ -47,18 +48,19 @@ class Charging(Ledger):
 
     # ----------------------------------------------- facts from sessions
 
-    @consumes(SessionCompleted)
-    def on_session_completed(self, uow, event):
-        self._charge_session(uow.session, BillableSession.completed(event.data))
+    # Several sessions per call when events queue up (a clinic day's
+    # completions arriving together): read, lock and write for all of them
+    # in a few statements.
+    @consumes(SessionCompleted, many=True)
+    def on_session_completed(self, uow, events):
+        self._charge_sessions(uow.session, [BillableSession.completed(event.data) for event in events])
 
-    @consumes(SessionAborted)
-    def on_session_aborted(self, uow, event):
+    @consumes(SessionAborted, many=True)
+    def on_session_aborted(self, uow, events):
         """A session stopped early is billed for what was given; one stopped
         before dosing is not billed at all."""
-        facts = event.data
-        if facts.dose_mg is None or facts.started_at is None:
-            return
-        self._charge_session(uow.session, BillableSession.aborted(facts))
+        self._charge_sessions(uow.session, [BillableSession.aborted(event.data) for event in events
+                                            if event.data.dose_mg is not None and event.data.started_at is not None])
 
     @consumes(AppointmentCancelled)
     def on_appointment_cancelled(self, uow, event):
@@ -132,37 +134,66 @@ class Charging(Ledger):
             return {"on_date": on.isoformat(), "currency": self.settings.rules.currency,
                     "items": [schemas.fee_view(row) for row in current.values()]}
 
+    @on_every_replica(FeeScheduleChanged)
+    def on_fee_schedule_changed(self, event):
+        """Another process stored new prices: this one reads them on next use."""
+        self.fee_schedule.invalidate()
+        log.info("fee schedule changed (%d new price(s)); the kept prices are dropped", event.data.prices_added)
+
     # ----------------------------------------------------------- helpers
 
-    def _charge_session(self, session, facts: "BillableSession") -> None:
-        # A replay under a new event id must not bill the session again.
-        if self._already_charged(session, "session", facts.session_id):
+    def _charge_sessions(self, session, sessions: "list[BillableSession]") -> None:
+        # A replay under a new event id must not bill a session again.
+        if not sessions:
             return
-        lines = domain.session_lines(
-            domain.CompletedSession(facts.route, facts.drug, facts.dose_mg, facts.minutes), self.settings.rules)
-        package = self._covering_package(session, facts.patient_id, facts.route)
-        charges = self._raise_charges(
-            session, facts.patient_id, lines, on=facts.date_of_service, source="session",
-            source_ref=facts.session_id, appointment_id=facts.appointment_id, session_id=facts.session_id,
-            clinician_id=facts.clinician_id, actor="event:session")
-        if package is not None:
-            balance = package_balance(package)
-            balance.consume()
-            package.sessions_used, package.status = balance.sessions_used, balance.status.value
-            session.add(PackageUse(package_id=package.package_id, session_id=facts.session_id,
-                                   date_of_service=facts.date_of_service))
-            for charge in charges:
-                charge.package_id = package.package_id
-        if facts.appointment_id:
-            # The patient came: a late-cancel or no-show fee for this
-            # appointment (a mistaken mark, or an event that arrived late) goes.
-            for fee in session.execute(sa.select(Charge).where(
-                    Charge.appointment_id == facts.appointment_id, Charge.source.in_(APPOINTMENT_FEES),
-                    Charge.status == "open").with_for_update()).scalars():
-                fee.status, fee.voided_at, fee.voided_by = "void", utcnow(), "event:session"
-                fee.void_reason = "the session for this appointment took place"
-        log.info("session %s charged: %d line(s)%s", facts.session_id, len(charges),
-                 " from a package" if package is not None else "")
+        seen = self._sessions_charged(session, [facts.session_id for facts in sessions])
+        fresh = []
+        for facts in sessions:
+            if facts.session_id not in seen:
+                seen.add(facts.session_id)
+                fresh.append(facts)
+        sessions = fresh
+        if not sessions:
+            return
+        packages = self._covering_packages(session, {(facts.patient_id, facts.route) for facts in sessions})
+        raised = []
+        for facts in sessions:
+            lines = domain.session_lines(
+                domain.CompletedSession(facts.route, facts.drug, facts.dose_mg, facts.minutes), self.settings.rules)
+            charges = self._priced_charges(
+                session, facts.patient_id, lines, on=facts.date_of_service, source="session",
+                source_ref=facts.session_id, appointment_id=facts.appointment_id, session_id=facts.session_id,
+                clinician_id=facts.clinician_id, actor="event:session")
+            package = next((candidate for candidate in packages.get((facts.patient_id, facts.route), ())
+                            if package_balance(candidate).covers(facts.route)), None)
+            if package is not None:
+                balance = package_balance(package)
+                balance.consume()
+                package.sessions_used, package.status = balance.sessions_used, balance.status.value
+                session.add(PackageUse(package_id=package.package_id, session_id=facts.session_id,
+                                       date_of_service=facts.date_of_service))
+                for charge in charges:
+                    charge.package_id = package.package_id
+            raised.extend(charges)
+            log.info("session %s charged: %d line(s)%s", facts.session_id, len(charges),
+                     " from a package" if package is not None else "")
+        # One multi-row INSERT for every session's charges.
+        session.add_all(raised)
+        session.flush()
+        # The patient came: a late-cancel or no-show fee for the appointment
+        # (a mistaken mark, or an event that arrived late) goes.
+        appointments = {facts.appointment_id for facts in sessions if facts.appointment_id}
+        if appointments:
+            session.execute(sa.update(Charge).where(
+                Charge.appointment_id.in_(appointments), Charge.source.in_(APPOINTMENT_FEES),
+                Charge.status == "open").values(
+                status="void", voided_at=utcnow(), voided_by="event:session",
+                void_reason="the session for this appointment took place"
+            ).execution_options(synchronize_session=False))
+
+    def _sessions_charged(self, session, session_ids: list[str]) -> set[str]:
+        return set(session.execute(sa.select(Charge.source_ref).where(
+            Charge.source == "session", Charge.source_ref.in_(session_ids)).distinct()).scalars())
 
     def _already_charged(self, session, source: str, source_ref: str) -> bool:
         return session.execute(sa.select(Charge.charge_id).where(
@@ -180,12 +211,16 @@ class Charging(Ledger):
                             source_ref=facts.appointment_id, appointment_id=facts.appointment_id,
                             actor=f"event:{source}")
 
-    def _covering_package(self, session, patient_id: str, route: str) -> Package | None:
-        # Oldest package first, locked so two sessions cannot take its last use.
-        return session.execute(sa.select(Package).where(
-            Package.patient_id == patient_id, Package.route == route,
-            Package.status == domain.PackageStatus.ACTIVE.value, Package.sessions_used < Package.sessions_total,
-        ).order_by(Package.sold_at, Package.package_id).limit(1).with_for_update()).scalar_one_or_none()
+    def _covering_packages(self, session, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], list[Package]]:
+        """The packages that can cover a session, per (patient, route),
+        oldest first, locked so two sessions cannot take a last use."""
+        found: dict[tuple[str, str], list[Package]] = {}
+        for package in session.execute(sa.select(Package).where(
+                sa.tuple_(Package.patient_id, Package.route).in_(sorted(wanted)),
+                Package.status == domain.PackageStatus.ACTIVE.value, Package.sessions_used < Package.sessions_total,
+        ).order_by(Package.sold_at, Package.package_id).with_for_update()).scalars():
+            found.setdefault((package.patient_id, package.route), []).append(package)
+        return found
 
     def _return_package_session(self, session, charge: Charge) -> None:
         """Voiding the last covered charge of a session gives its use back."""

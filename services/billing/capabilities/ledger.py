@@ -69,8 +69,17 @@ class Ledger:
                                   for r in rows], code, on)
         return next(r for r in rows if r.effective_from == chosen.effective_from)
 
-    def _raise_charges(self, session, patient_id, lines, *, on, source, source_ref, actor,
-                       appointment_id=None, session_id=None, clinician_id=None) -> list[Charge]:
+    def _raise_charges(self, session, patient_id, lines, **details) -> list[Charge]:
+        charges = self._priced_charges(session, patient_id, lines, **details)
+        # Added together, flushed as one multi-row INSERT (the ids are made
+        # here, so nothing has to come back row by row).
+        session.add_all(charges)
+        session.flush()
+        return charges
+
+    def _priced_charges(self, session, patient_id, lines, *, on, source, source_ref, actor,
+                        appointment_id=None, session_id=None, clinician_id=None) -> list[Charge]:
+        """The charges for ``lines``, priced, not yet added to the session."""
         charges = []
         for line in lines:
             price = self._price(session, line.code, on)
@@ -80,10 +89,6 @@ class Ledger:
                 currency=price.currency, date_of_service=on, source=source, source_ref=source_ref,
                 appointment_id=appointment_id, session_id=session_id, clinician_id=clinician_id,
                 status="open", created_by=actor))
-        # Added together, flushed as one multi-row INSERT (the ids are made
-        # here, so nothing has to come back row by row).
-        session.add_all(charges)
-        session.flush()
         return charges
 
     # ------------------------------------------------- money on invoices

@@ -27,6 +27,8 @@ EVENT_HANDLERS = {
     ("sessions", "session.aborted"): "on_session_aborted",
     ("sessions", "appointment.cancelled"): "on_appointment_cancelled",
     ("sessions", "appointment.no_show"): "on_appointment_no_show",
+    # Every billing process's own queue (BROADCAST): each drops its prices.
+    ("billing", "fee_schedule.changed"): "on_fee_schedule_changed",
 }
 
 
