@@ -10,7 +10,7 @@ from common.handlers import rpc
 from common.validation import parse
 from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
-from services.intake.models import IntakeCase, Patient
+from services.intake.models import IntakeCase, Patient, RecordAccess
 from services.intake.schemas import mrn_number, patient_facts, patient_view
 
 
@@ -22,6 +22,7 @@ class Patients(Records):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "register_patient", idempotency_key, fields)
             if claim.replayed:
+                RecordAccess.record(uow, claim.answer["patient_id"], "create_replayed")
                 return claim.answer
             record = Patient(**fields.model_dump(mode="json", exclude={"date_of_birth"}),
                              date_of_birth=fields.date_of_birth)
