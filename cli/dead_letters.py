@@ -1,5 +1,5 @@
 """``clinic dead-letters``: the dead-letter queue, listed, replayed and
-discarded through the functions of common.deadletters."""
+discarded through the functions of common.deadletter_operations."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from common.config import load_config
 
 
 def cmd_dead_letters_list(args) -> int:
-    from common.deadletters import list_dead_letters, listing_rows
+    from common.deadletter_operations import list_dead_letters, listing_rows
 
     config = load_config()
     if not check_broker(config):
@@ -30,7 +30,7 @@ def cmd_dead_letters_list(args) -> int:
 
 
 def cmd_dead_letters_replay(args) -> int:
-    from common.deadletters import replay_dead_letters
+    from common.deadletter_operations import replay_dead_letters
 
     if not (args.all or args.handler or args.event_id or args.letter_id):
         print("say which dead letters to replay: --letter-id ID, --event-id ID, --handler SERVICE.METHOD or --all",
@@ -54,7 +54,7 @@ def cmd_dead_letters_replay(args) -> int:
 
 
 def cmd_dead_letters_discard(args) -> int:
-    from common.deadletters import discard_dead_letters
+    from common.deadletter_operations import discard_dead_letters
 
     if not (args.actor.strip() and args.reason.strip()):
         print("--actor and --reason must say who discards and why", file=sys.stderr)

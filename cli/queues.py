@@ -28,7 +28,7 @@ def known_queue_names() -> list[str]:
     from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
     from nameko.rpc import Rpc
 
-    from common.deadletters import DEAD_LETTER_QUEUE
+    from common.queues import DEAD_LETTER_QUEUE
 
     names = []
     for service in available_services():
@@ -67,7 +67,8 @@ def queue_stats_from_amqp(amqp_uri: str, names: list[str]) -> list[dict]:
 
 
 def queue_warning(row: dict) -> str:
-    from common.deadletters import DEAD_LETTER_QUEUE, DISCARDED_QUEUE
+    from common.deadletters import DISCARDED_QUEUE
+    from common.queues import DEAD_LETTER_QUEUE
     from common.handlers import RETRY_QUEUE_PREFIX
     from gateway.live_updates import STREAM_QUEUE, TICKET_QUEUE_PREFIX
 

@@ -34,7 +34,8 @@ from nameko.events import BROADCAST, SERVICE_POOL
 
 from common.batching import Batching, apply_batch
 from common.database import DuplicateEvent
-from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES, post_for
+from common.deadletter_post import post_for
+from common.deadletters import BROKER_HEADERS, H_ATTEMPTS, H_FIRST_FAILED_AT, H_REDELIVERIES
 from common.errors import ClinicError
 from common.events import Received, contract_versions
 from common.queues import ClinicEventHandler, ClinicRpc, delivery_limit, queue_type, type_arguments

@@ -83,7 +83,12 @@ def fingerprint(*parts: Any) -> str:
 @dataclass
 class Claim:
     """What ``claim`` found. ``replayed`` is True when ``answer`` is the
-    stored first answer, which the entrypoint must return unchanged."""
+    stored first answer, which the entrypoint must return unchanged.
+
+    A replayed answer is still a look at the patient's record, so before
+    returning it the entrypoint writes the audit row its first call wrote,
+    with ``_replayed`` after the action (``create_replayed``): the access log
+    then shows every time the record was handed out, not only the first."""
 
     session: Any
     row_key: dict | None

@@ -148,7 +148,7 @@ class ClinicQueueConsumer(SteadyQueueConsumer):
         return None
 
     def on_decode_error(self, message, exc):
-        from common.deadletters import dead_letter_undecodable
+        from common.deadletter_post import dead_letter_undecodable
 
         dead_letter_undecodable(self, message, exc, queue=self.queue_name_of(message))
 

@@ -21,7 +21,8 @@ from werkzeug.wrappers import Response
 
 from common.config import section
 from common.database import Database
-from common.deadletters import DeadLetters, dead_letter_queue_depth
+from common.deadletter_operations import dead_letter_queue_depth
+from common.deadletter_post import DeadLetters
 from common.events import utcnow
 from common.observability import (
     DEAD_LETTER_QUEUE_DEPTH, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING, WorkerObserver,

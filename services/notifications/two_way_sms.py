@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.notifications.channels import verify
-from services.notifications.domain import UTC, PlannedReminder, Timing, when_to_send
+from services.notifications.domain import UTC, Kind, PlannedReminder, Timing, when_to_send
 
 SIGNATURE_HEADER = "X-Sms-Signature"
 TIMESTAMP_HEADER = "X-Sms-Timestamp"
@@ -50,6 +50,13 @@ WORDS = {
 }
 CONSENT_KEYWORDS = (Keyword.STOP, Keyword.START)
 ANSWERS = {Keyword.YES: "confirmed", Keyword.NO: "declined"}
+
+# Answers to a patient's own text: carriers require them even once the
+# patient has opted out (the STOP confirmation is the last message sent),
+# so they pass the consent check and quiet hours, and go by SMS only.
+KEYWORD_REPLY_KINDS = frozenset({Kind.SMS_OPT_OUT_CONFIRMATION, Kind.SMS_OPT_IN_CONFIRMATION, Kind.SMS_HELP_REPLY})
+# Asked and answered by text: no email counterpart.
+SMS_ONLY_KINDS = KEYWORD_REPLY_KINDS | {Kind.PREVISIT_INSTRUCTIONS}
 
 
 def classify(text: str | None) -> Keyword:

@@ -327,7 +327,8 @@ class FrontDeskTaskView(View):
     opened_at: datetime
     closed_at: datetime | None
     closed_by: str | None
-    close_outcome: str | None = Field(description="booked or declined")
+    close_outcome: str | None = Field(
+        description="booked, declined, or confirmed (the patient's later YES to the pre-visit message)")
     close_reason: str | None
 
 

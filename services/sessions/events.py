@@ -241,8 +241,9 @@ class FrontDeskTaskOpened(SessionsEvent):
 
 class FrontDeskTaskClosed(SessionsEvent):
     """A task is closed: the patient was booked again (by the booking itself
-    or by staff), or staff record that the patient declined (the reason
-    stays in sessions)."""
+    or by staff), staff record that the patient declined (the reason stays
+    in sessions), or the patient confirmed the pre-visit message after all
+    (a later YES closes the ``previsit_unconfirmed`` task as ``confirmed``)."""
 
     type = "front_desk_task.closed"
 
@@ -251,7 +252,7 @@ class FrontDeskTaskClosed(SessionsEvent):
     patient_id: str
     plan_id: str | None
     appointment_id: str | None
-    outcome: Literal["booked", "declined"]
+    outcome: Literal["booked", "declined", "confirmed"]
     closed_at: Instant
 
 

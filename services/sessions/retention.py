@@ -40,6 +40,9 @@ class TaskState(str, Enum):
 class CloseOutcome(str, Enum):
     BOOKED = "booked"
     DECLINED = "declined"
+    # The patient's own YES to the pre-visit message: nothing left to call
+    # about. Set by that reply, never chosen by staff.
+    CONFIRMED = "confirmed"
 
 
 # The kinds a booking answers: the patient is back on the schedule.
@@ -104,6 +107,14 @@ def previsit_confirmed(answer: str) -> bool:
     """``confirmed`` records the checklist confirmation; ``declined`` and
     ``unrecognised`` need a person to call."""
     return answer == "confirmed"
+
+
+def standing_previsit_answer(replies) -> str | None:
+    """The patient's answer for an appointment as it stands: the reply
+    received last, whatever order the replies arrived in (the reply id
+    breaks a tie). ``replies`` are (received_at, reply_id, answer)."""
+    latest = max(replies, key=lambda reply: (reply[0], reply[1]), default=None)
+    return latest[2] if latest else None
 
 
 # --------------------------------------------------------------------------

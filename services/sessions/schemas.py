@@ -233,7 +233,8 @@ class AbortInput(Schema):
 
 class TaskClosure(Schema):
     """``booked``: the patient is on the schedule again; ``declined``: the
-    patient does not want to go on, with the reason they gave."""
+    patient does not want to go on, with the reason they gave. (``confirmed``
+    is the patient's own, by replying YES to the pre-visit message.)"""
 
     outcome: Literal["booked", "declined"]
     reason: str | None = Field(default=None, max_length=500)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from common.deadletters import list_dead_letters
+from common.deadletter_operations import list_dead_letters
 from common.handlers import consumes, rpc
 from common.observability import ENTRYPOINT_CALLS
 from common.outbox import plumbing_metadata

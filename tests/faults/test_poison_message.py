@@ -15,7 +15,7 @@ import yaml
 
 import cli
 from common.config import PROJECT_ROOT
-from common.deadletters import list_dead_letters
+from common.deadletter_operations import list_dead_letters
 from common.outbox import plumbing_metadata
 from services.sessions.events import SessionCompleted
 from tests.support.events import example_data, publish_event

@@ -5,7 +5,7 @@ values) or the version; fields it does not know are ignored."""
 import pytest
 import sqlalchemy as sa
 
-from common.deadletters import list_dead_letters
+from common.deadletter_operations import list_dead_letters
 from common.handlers import consumes
 from common.outbox import EventPublisher, plumbing_metadata
 from common.service import ClinicService

@@ -12,16 +12,13 @@ import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
 
 import cli
-from common.deadletters import (
-    DEAD_LETTER_QUEUE, DISCARDED_QUEUE, H_DISCARD_REASON, H_DISCARDED_BY, body_bytes, dead_letter_queue,
-    list_dead_letters,
-    list_letters,
-)
+from common.deadletter_operations import list_dead_letters, list_letters
+from common.deadletters import DISCARDED_QUEUE, H_DISCARD_REASON, H_DISCARDED_BY, body_bytes, dead_letter_queue
 from common.errors import Conflict
 from common.handlers import consumes
 from common.observability import DEAD_LETTERS, ENTRYPOINT_CALLS
 from common.outbox import plumbing_metadata
-from common.queues import consumer_queue_arguments, dead_letter_queue_for
+from common.queues import DEAD_LETTER_QUEUE, consumer_queue_arguments, dead_letter_queue_for
 from common.service import ClinicService
 from services.intake.events import IntakeDeclined, PatientRegistered
 from services.sessions.events import SessionCompleted

@@ -82,6 +82,7 @@ class Charging(Ledger):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "add_charge", idempotency_key, patient_id, given)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "charge_replayed")
                 return claim.answer
             RecordAccess.record(uow, patient_id, "charge")
             price = self._price(uow.session, given.code, given.date_of_service)

@@ -57,6 +57,7 @@ class Invoicing(Ledger):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "issue_invoice", idempotency_key, patient_id, given)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "invoice_replayed")
                 return claim.answer
             session = uow.session
             RecordAccess.record(uow, patient_id, "invoice")

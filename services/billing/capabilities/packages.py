@@ -26,6 +26,7 @@ class Packages(Ledger):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "sell_package", idempotency_key, patient_id, given)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "package_replayed")
                 return claim.answer
             RecordAccess.record(uow, patient_id, "package")
             today = utcnow().date()
@@ -68,8 +69,11 @@ class Packages(Ledger):
             session = uow.session
             claim = idempotency.claim(uow, "refund_package", idempotency_key, package_id, given)
             if claim.replayed:
+                package = self._find(session, Package, Package.package_id, package_id, "package")
+                RecordAccess.record(uow, package.patient_id, "package_refund_replayed")
                 return claim.answer
             package = self._lock(session, Package, Package.package_id, package_id, "package")
+            RecordAccess.record(uow, package.patient_id, "package_refund")
             if package.status == domain.PackageStatus.REFUNDED.value:
                 raise Conflict("the package has already been refunded")
             amount = domain.package_refund_cents(package.price_cents, package.sessions_total, package.sessions_used)

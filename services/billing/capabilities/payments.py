@@ -24,6 +24,8 @@ class Payments(Ledger):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_payment", idempotency_key, invoice_id, given)
             if claim.replayed:
+                invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
+                RecordAccess.record(uow, invoice.patient_id, "payment_replayed")
                 return claim.answer
             invoice = self._lock(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
             RecordAccess.record(uow, invoice.patient_id, "payment")
@@ -44,6 +46,9 @@ class Payments(Ledger):
             session = uow.session
             claim = idempotency.claim(uow, "refund_payment", idempotency_key, payment_id, given)
             if claim.replayed:
+                paid = self._find(session, Payment, Payment.payment_id, payment_id, "payment")
+                invoice = self._find(session, Invoice, Invoice.invoice_id, paid.invoice_id, "invoice")
+                RecordAccess.record(uow, invoice.patient_id, "refund_replayed")
                 return claim.answer
             found = self._find(session, Payment, Payment.payment_id, payment_id, "payment")
             invoice = self._lock(session, Invoice, Invoice.invoice_id, found.invoice_id, "invoice")

@@ -10,7 +10,7 @@ from common.handlers import rpc
 from common.validation import parse
 from services.intake import events, schemas
 from services.intake.capabilities.records import Records
-from services.intake.models import Consent, MedicalHistory
+from services.intake.models import Consent, MedicalHistory, RecordAccess
 from services.intake.schemas import consent_facts, consent_view, history_view
 
 
@@ -22,6 +22,7 @@ class ConsentsAndHistory(Records):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_consent", idempotency_key, patient_id, given)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "consent_replayed")
                 return claim.answer
             record = self._patient(uow.session, patient_id)
             current = self._active_consent(uow.session, record, given.kind)

@@ -57,6 +57,7 @@ class Patients(Records):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "register_patient", idempotency_key, fields)
             if claim.replayed:
+                RecordAccess.record(uow, claim.answer["patient_id"], "create_replayed")
                 return claim.answer
             record = self._register(uow, fields)
             uow.emit(events.PatientRegistered(**patient_facts(record)))

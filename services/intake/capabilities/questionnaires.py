@@ -10,7 +10,7 @@ from common.handlers import rpc
 from common.validation import parse
 from services.intake import domain, events, schemas
 from services.intake.capabilities.records import Records
-from services.intake.models import QuestionnaireResponse, Screening
+from services.intake.models import QuestionnaireResponse, RecordAccess, Screening
 from services.intake.schemas import questionnaire_view, screening_view
 
 
@@ -26,6 +26,7 @@ class QuestionnairesAndScreening(Records):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "submit_questionnaire", idempotency_key, patient_id, given)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "questionnaire_replayed")
                 return claim.answer
             record = self._patient(uow.session, patient_id)
             entry = QuestionnaireResponse(

@@ -44,6 +44,7 @@ class SelfReport(Records):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "request_self_report", idempotency_key, patient_id, questionnaire, channel)
             if claim.replayed:
+                RecordAccess.record(uow, patient_id, "self_report_requested_replayed")
                 return claim.answer
             return claim.remember(self._send_link(uow, patient_id, questionnaire, channel, self.db.actor))
 

@@ -21,6 +21,7 @@ from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.capabilities.self_report import self_report_link
 from services.notifications.dependencies import Settings
 from services.notifications.domain import Channel, Kind, Status
+from services.notifications.gate import AppointmentFacts, RecipientFacts, course_as_it_stands, gate_patient_message
 from services.notifications.models import Appointment, Message, Recipient
 from services.notifications.schemas import parse_instant
 
@@ -110,9 +111,9 @@ class Delivery(MessagesOwed):
             recipient = uow.session.get(Recipient, message.patient_id)
             facts = recipient_facts(recipient)
             appointment = uow.session.get(Appointment, message.appointment_id) if message.appointment_id else None
-            gate = domain.gate_patient_message(
+            gate = gate_patient_message(
                 kind=kind, channel=channel, now=now, recipient=facts, timing=settings.timing, urgent=message.urgent,
-                appointment=(domain.AppointmentFacts(parse_instant(appointment.starts_at), appointment.cancelled)
+                appointment=(AppointmentFacts(parse_instant(appointment.starts_at), appointment.cancelled)
                              if appointment is not None else None),
                 planned_starts_at=parse_instant(message.context.get("starts_at")),
             )
@@ -202,9 +203,9 @@ class Delivery(MessagesOwed):
         entries = [e for e in context.get("appointments") or () if isinstance(e, dict)]
         rows = session.execute(sa.select(Appointment).where(
             Appointment.appointment_id.in_([e.get("appointment_id") for e in entries]))).scalars()
-        known = {row.appointment_id: domain.AppointmentFacts(parse_instant(row.starts_at), row.cancelled)
+        known = {row.appointment_id: AppointmentFacts(parse_instant(row.starts_at), row.cancelled)
                  for row in rows}
-        return domain.course_as_it_stands(entries, known, now)
+        return course_as_it_stands(entries, known, now)
 
 
 
@@ -223,12 +224,12 @@ def due_messages(now: datetime, limit: int, urgent_only: bool = False) -> sa.Sel
     return query.where(Message.urgent.is_(True)) if urgent_only else query
 
 
-def recipient_facts(recipient: Recipient | None) -> domain.RecipientFacts | None:
+def recipient_facts(recipient: Recipient | None) -> RecipientFacts | None:
     # Consent can arrive before registration; without the details there is
     # nobody to send to yet.
     if recipient is None or recipient.details_as_of is None:
         return None
-    return domain.RecipientFacts(
+    return RecipientFacts(
         time_zone=recipient.time_zone or domain.DEFAULT_TIME_ZONE, email=recipient.email, phone=recipient.phone,
         email_consent=recipient.email_consent, sms_consent=recipient.sms_consent,
         email_enabled=recipient.email_enabled, sms_enabled=recipient.sms_enabled,

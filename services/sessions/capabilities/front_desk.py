@@ -1,8 +1,9 @@
 """Front-desk tasks: the calls that keep a patient's course going. The
 rules that open them run where their facts change (a no-show, a plan
 stopped, a pre-visit reply) or on a timer (no next induction session booked
-within the rebooking window); a booking closes them, or staff do, with the
-outcome. The rules themselves are in ``services.sessions.retention``."""
+within the rebooking window); a booking closes them, a later YES to the
+pre-visit message closes the task its earlier answer opened, or staff close
+them with the outcome. The rules themselves are in ``services.sessions.retention``."""
 from __future__ import annotations
 
 import logging
@@ -158,7 +159,9 @@ class FrontDesk(Chart):
     @consumes(PreVisitReplyReceived)
     def on_previsit_reply(self, uow, event):
         """A confirmed reply ticks the pre-visit checklist on the appointment
-        (shown at check-in); any other answer asks the front desk to call."""
+        (shown at check-in); any other answer asks the front desk to call,
+        until the patient's latest reply is a YES, which closes that call
+        as ``confirmed``."""
         data = event.data
         if not insert_ignoring_duplicates(uow.session, PreVisitReply.__table__, {
                 "reply_id": data.reply_id, "appointment_id": data.appointment_id, "answer": data.answer,
@@ -174,11 +177,28 @@ class FrontDesk(Chart):
             if earlier is None or earlier < data.received_at:
                 appointment.previsit_confirmed_at = data.received_at
             self._audit(uow, appointment.patient_id, "previsit_confirmed", appointment.appointment_id)
+        # Replies may be taken out of order: the latest one received decides
+        # whether a call is still needed.
+        standing = retention.standing_previsit_answer(uow.session.execute(
+            sa.select(PreVisitReply.received_at, PreVisitReply.reply_id, PreVisitReply.answer)
+            .where(PreVisitReply.appointment_id == appointment.appointment_id)).all())
+        if retention.previsit_confirmed(standing):
+            if retention.previsit_confirmed(data.answer):
+                self._close_previsit_tasks(uow, appointment)
+            return
+        if retention.previsit_confirmed(data.answer):
             return
         open_task(uow, TaskKind.PREVISIT_UNCONFIRMED, appointment.patient_id, appointment.plan_id,
                   appointment.appointment_id,
                   "the patient declined the pre-visit message" if data.answer == "declined"
                   else "the patient's reply to the pre-visit message was not understood")
+
+    def _close_previsit_tasks(self, uow, appointment: Appointment) -> None:
+        tasks = uow.session.execute(sa.select(FrontDeskTask).where(
+            FrontDeskTask.kind == TaskKind.PREVISIT_UNCONFIRMED.value, FrontDeskTask.state == TaskState.OPEN.value,
+            FrontDeskTask.appointment_id == appointment.appointment_id).with_for_update()).scalars().all()
+        for task in tasks:
+            close_task(uow, task, CloseOutcome.CONFIRMED, None)
 
     def _task(self, session, task_id, lock: bool = False) -> FrontDeskTask:
         task = session.get(FrontDeskTask, require_id(task_id, "task_id"), with_for_update=lock or None)

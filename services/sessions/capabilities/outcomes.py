@@ -21,6 +21,8 @@ class Outcomes(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_phq9", idempotency_key, plan_id, given)
             if claim.replayed:
+                plan = self._plan(uow.session, plan_id)
+                self._audit(uow, plan.patient_id, "phq9_replayed", plan.plan_id)
                 return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             uow.session.add(OutcomeScore(plan_id=plan.plan_id, instrument="phq9", source=ScoreSource.STAFF.value,

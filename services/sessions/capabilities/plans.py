@@ -34,6 +34,7 @@ class Plans(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "create_plan", idempotency_key, given)
             if claim.replayed:
+                self._audit(uow, claim.answer["patient_id"], "plan_create_replayed", claim.answer["plan_id"])
                 return claim.answer
             eligibility = self._check_eligible(uow.session, given.patient_id, given.route)
             record = TreatmentPlan(

@@ -41,6 +41,7 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "check_in", idempotency_key, appointment_id, given)
             if claim.replayed:
+                self._audit(uow, claim.answer["patient_id"], "check_in_replayed", claim.answer["session_id"])
                 return claim.answer
             appointment = self._appointment(uow.session, appointment_id, lock=True)
             domain.check_appointment_move(AppointmentStatus(appointment.status), "check_in")
@@ -109,6 +110,8 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_vitals", idempotency_key, session_id, given)
             if claim.replayed:
+                record = self._session(uow.session, session_id)
+                self._audit(uow, record.patient_id, "vitals_replayed", record.session_id)
                 return claim.answer
             record = self._session_for(uow.session, session_id, "record")
             appointment = self._appointment(uow.session, record.appointment_id)
@@ -137,6 +140,8 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_side_effect", idempotency_key, session_id, given)
             if claim.replayed:
+                record = self._session(uow.session, session_id)
+                self._audit(uow, record.patient_id, "side_effect_replayed", record.session_id)
                 return claim.answer
             record = self._session_for(uow.session, session_id, "record")
             entry = SideEffect(session_id=record.session_id, effect=given.effect, severity=given.severity,
@@ -170,6 +175,8 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "add_addendum", idempotency_key, session_id, given)
             if claim.replayed:
+                record = self._session(uow.session, session_id)
+                self._audit(uow, record.patient_id, "addendum_replayed", record.session_id)
                 return claim.answer
             record = self._session(uow.session, session_id, lock=True)
             if not record.signed_at:

@@ -146,7 +146,7 @@ def test_an_aborted_session_is_billed_for_what_was_given(billing, call):
 
 
 def test_a_malformed_event_is_dead_lettered_and_charges_nothing(billing, call, databases):
-    from common.deadletters import list_dead_letters
+    from common.deadletter_operations import list_dead_letters
 
     pid = new_id()
     publish(billing.config, "sessions", "session.completed", completed_session(pid, route="teleport"))

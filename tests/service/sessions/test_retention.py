@@ -250,3 +250,43 @@ def test_two_replicas_scanning_at_once_open_each_task_once(call, patient_id, boo
     events.wait_for("front_desk_task.opened", count=2)
     eventlet.sleep(0.5)  # room for a third event to show up: none may
     assert len(events.events("front_desk_task.opened")) == 2
+
+
+def test_a_later_yes_closes_the_previsit_task_as_confirmed(call, plan, book, reply, events, count):
+    appointment, other = book(plan), book(plan, day_offset=2)
+    reply(appointment, "declined", received_at="2026-11-26T18:00:00Z")
+    [task] = tasks(call, kind="previsit_unconfirmed")
+    events.listen("sessions")
+    reply(other, "confirmed")                         # another appointment's YES answers nothing here
+    assert [t["task_id"] for t in tasks(call)] == [task["task_id"]]
+    reply(appointment, "confirmed", received_at="2026-11-26T19:30:00Z")
+    assert tasks(call) == []
+    closed = call("get_front_desk_task", task["task_id"])
+    assert (closed["state"], closed["close_outcome"], closed["closed_by"]) == ("closed", "confirmed", "system")
+    data = events.wait_for("front_desk_task.closed")["data"]
+    assert (data["task_id"], data["outcome"], data["appointment_id"]) == (
+        task["task_id"], "confirmed", appointment["appointment_id"])
+    assert call("get_appointment", appointment["appointment_id"])["previsit"]["confirmed"] is True
+    # The patient changes their mind again: a new call to make.
+    reply(appointment, "unrecognised", received_at="2026-11-26T20:00:00Z")
+    assert count("front_desk_tasks", "state = 'open'") == 1
+
+
+def test_the_latest_reply_received_decides_whatever_order_they_arrive_in(call, plan, book, reply, count):
+    yes_later = book(plan)
+    reply(yes_later, "confirmed", received_at="2026-11-26T19:30:00Z")
+    reply(yes_later, "declined", received_at="2026-11-26T18:00:00Z")   # sent before the YES, taken after it
+    assert tasks(call) == []
+    no_later = book(plan, day_offset=2)
+    reply(no_later, "declined", received_at="2026-11-27T18:00:00Z")
+    reply(no_later, "confirmed", received_at="2026-11-27T17:00:00Z")   # an earlier YES answers nothing
+    [task] = tasks(call)
+    assert task["appointment_id"] == no_later["appointment_id"]
+    assert count("front_desk_tasks") == 1
+
+
+def test_staff_cannot_close_a_task_as_confirmed(call, plan, book, reply):
+    reply(book(plan), "declined")
+    [task] = tasks(call)
+    with pytest.raises(ValidationFailed):
+        call("close_front_desk_task", task["task_id"], {"outcome": "confirmed"}, actor=FRONT_DESK)

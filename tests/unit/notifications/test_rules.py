@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.notifications.domain import (
-    AppointmentFacts, Channel, Kind, Outcome, RecipientFacts, RetryPolicy, Status, Timing, after_attempt,
-    dedupe_key, gate_patient_message, is_newer, resend_allowed,
+    Channel, Kind, Outcome, RetryPolicy, Status, Timing, after_attempt, dedupe_key, is_newer, resend_allowed,
 )
+from services.notifications.gate import AppointmentFacts, RecipientFacts, gate_patient_message
 
 UTC = timezone.utc
 NOON_NY = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)  # 12:00 EDT
@@ -123,7 +123,7 @@ def test_what_staff_may_resend(status, allowed):
 
 
 def test_a_course_confirmation_lists_the_course_as_it_stands():
-    from services.notifications.domain import course_as_it_stands
+    from services.notifications.gate import course_as_it_stands
 
     now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     course = [{"appointment_id": f"a-{n}", "starts_at": f"2026-06-0{n + 1}T13:00:00Z"} for n in range(1, 5)]

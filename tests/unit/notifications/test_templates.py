@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from services.notifications.domain import PATIENT_KINDS, SMS_ONLY_KINDS, Channel, Kind
+from services.notifications.domain import PATIENT_KINDS, Channel, Kind
+from services.notifications.two_way_sms import SMS_ONLY_KINDS
 from services.notifications.rendering import (
     ALLOWED_FACTS, available_templates, money, render, staff_webhook_body, template_facts,
 )

@@ -7,9 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.notifications.channels import sign
-from services.notifications.domain import (
-    Channel, Kind, RecipientFacts, AppointmentFacts, Timing, gate_patient_message,
-)
+from services.notifications.domain import Channel, Kind, Timing
+from services.notifications.gate import AppointmentFacts, RecipientFacts, gate_patient_message
 from services.notifications.rendering import render, template_facts
 from services.notifications.two_way_sms import (
     InboundSettings, InboundSms, Keyword, classify, plan_previsit, previsit_answer, sender_hint, signed_by_provider,

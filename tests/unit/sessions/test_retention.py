@@ -91,6 +91,15 @@ def test_only_a_confirmed_reply_ticks_the_checklist(answer, confirmed):
     assert retention.previsit_confirmed(answer) is confirmed
 
 
+def test_the_latest_reply_received_is_the_patients_answer():
+    early, late = NOW - timedelta(hours=2), NOW
+    assert retention.standing_previsit_answer([]) is None
+    assert retention.standing_previsit_answer([(late, "r-1", "confirmed"), (early, "r-2", "declined")]) == "confirmed"
+    assert retention.standing_previsit_answer([(early, "r-1", "confirmed"), (late, "r-2", "declined")]) == "declined"
+    # Two texts in the same second: the reply id decides, the same way every time.
+    assert retention.standing_previsit_answer([(late, "r-b", "confirmed"), (late, "r-a", "declined")]) == "confirmed"
+
+
 # ------------------------------------------------------------------ report
 
 
