@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 
-from common.deadletters import list_dead_letters
+from common.deadletter_operations import list_dead_letters
 from common.handlers import handler_queue_name
 from services.billing.service import BillingService
 from tests.support.billing import completed_session, new_id, publish, registered_patient, scalar, wait_until
