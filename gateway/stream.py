@@ -70,7 +70,7 @@ NOT_STREAMED: frozenset[type[EventData]] = frozenset({
     intake.IntakeScreened, intake.IntakeApproved, intake.IntakeDeclined, intake.SelfReportRequested,
     intake.SelfReportCompleted, intake.QuestionnaireScored, sessions.PlanCreated, sessions.CourseBooked,
     sessions.CourseCompleted, notifications.NotificationSent, sessions.SelfReportDue,
-    notifications.PreVisitReplyReceived, notifications.SmsKeywordReceived,
+    notifications.PreVisitReplyReceived, notifications.SmsKeywordReceived, billing.FeeScheduleChanged,
 })
 
 CLINICAL = ("session.checked_in", "session.started", "session.vitals_alert", "session.completed",
