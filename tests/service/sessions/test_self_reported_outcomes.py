@@ -1,6 +1,8 @@
 """A PHQ-9 or GAD-7 the patient reported by link joins the active plan's
 outcome series, marked self-reported; the course summary counts the PHQ-9
-alone; other questionnaires and patients without a plan change nothing."""
+alone; other questionnaires and patients without a plan change nothing. One staff
+entered in intake (``questionnaire.scored``) joins it marked staff, once
+however often the event is delivered."""
 import uuid
 
 from tests.support.sessions import IV_PLAN
