@@ -68,9 +68,9 @@ STREAMED: dict[str, Streamed] = {s.contract.type: s for s in (
 NOT_STREAMED: frozenset[type[EventData]] = frozenset({
     intake.PatientRegistered, intake.PatientUpdated, intake.ConsentRecorded, intake.IntakeSubmitted,
     intake.IntakeScreened, intake.IntakeApproved, intake.IntakeDeclined, intake.SelfReportRequested,
-    intake.SelfReportCompleted, sessions.PlanCreated, sessions.CourseBooked, sessions.CourseCompleted,
-    notifications.NotificationSent, sessions.SelfReportDue, notifications.PreVisitReplyReceived,
-    notifications.SmsKeywordReceived,
+    intake.SelfReportCompleted, intake.QuestionnaireScored, sessions.PlanCreated, sessions.CourseBooked,
+    sessions.CourseCompleted, notifications.NotificationSent, sessions.SelfReportDue,
+    notifications.PreVisitReplyReceived, notifications.SmsKeywordReceived, billing.FeeScheduleChanged,
 })
 
 CLINICAL = ("session.checked_in", "session.started", "session.vitals_alert", "session.completed",

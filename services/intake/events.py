@@ -165,3 +165,24 @@ class SelfReportCompleted(IntakeEvent):
     previous_total: int | None = Field(description="the previous score of the same instrument, if any")
     risk_flags: list[str]
     completed_at: Instant
+
+
+# The instruments of a course's outcome series: the only staff-entered
+# scores that leave intake (a PCL-5 or C-SSRS total has no reader outside).
+OUTCOME_INSTRUMENTS = ("phq9", "gad7")
+
+
+class QuestionnaireScored(IntakeEvent):
+    """Staff entered a PHQ-9 or GAD-7 for the patient and intake scored and
+    stored it (the answers stay in intake). A self-report is
+    ``self_report.completed`` instead."""
+
+    type = "questionnaire.scored"
+
+    patient_id: str
+    response_id: str
+    instrument: Literal["phq9", "gad7"]
+    total: int
+    band: str
+    completed_at: Instant
+    source: Literal["staff"] = "staff"

@@ -3,7 +3,9 @@ GAD-7 at check-in through the gateway, the patient answers a GAD-7 and a
 PHQ-9 by self-report link (intake scores them and publishes
 ``self_report.completed``), and the gateway's outcome routes show one series
 with each score marked by its source, as JSON, as a FHIR R4 Bundle that
-validates, and as an SVG chart with the session marked."""
+validates, and as an SVG chart with the session marked. A PHQ-9 staff
+enter in intake during a course (``questionnaire.scored``) joins the series
+marked staff."""
 from xml.etree import ElementTree
 
 import httpx
@@ -111,3 +113,21 @@ def test_the_outcome_routes_are_for_clinicians_and_name_bad_input(clinic, databa
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         too_long = api.get(f"/api/v1/patients/{pid}/{path}", headers=CLIN, params={"plan_id": "x" * 40})
         assert too_long.status_code == 422
+
+
+@pytest.mark.timeout(60)
+def test_a_phq9_staff_enter_in_intake_during_a_course_reaches_the_outcomes_marked_staff(clinic):
+    rpc, api = clinic
+    pid = approved_in_sessions(rpc, api)
+    plan = ok(api.post("/api/v1/plans", headers=CLIN, json={"patient_id": pid, "route": "iv_infusion",
+                                                           "indication": "treatment_resistant_depression"}))
+    entered = ok(api.post(f"/api/v1/patients/{pid}/questionnaires", headers=CLIN,
+                          json={"instrument": "phq9", "answers": [1, 1, 1, 1, 0, 0, 0, 0, 0]}), (201,))
+    # The intake's own PHQ-9 (10) was taken before the plan; only the one entered now is looked for.
+    series = wait_until(lambda: (lambda found: found if any(p["total"] == 4 for p in found["points"]) else None)(
+        ok(api.get(f"/api/v1/patients/{pid}/outcomes", headers=CLIN))), timeout=30)
+    point = next(p for p in series["points"] if p["total"] == 4)
+    assert (point["instrument"], point["source"], point["plan_id"]) == ("phq9", "staff", plan["plan_id"])
+    assert point["recorded_at"] == entered["completed_at"]
+    actions = [row["action"] for row in rpc.sessions.list_record_access(pid)]
+    assert "phq9_staff_entered" in actions

@@ -43,6 +43,12 @@ class QuestionnairesAndScreening(Records):
                     flags=list(score.risk_flags), instrument=score.instrument,
                     band=score.band, response_id=entry.response_id,
                 ))
+            if score.instrument in events.OUTCOME_INSTRUMENTS:
+                # So a score staff take during a course joins its outcome series.
+                uow.emit(events.QuestionnaireScored(
+                    patient_id=record.patient_id, response_id=entry.response_id, instrument=score.instrument,
+                    total=score.total, band=score.band, completed_at=entry.completed_at,
+                ))
             return claim.remember(questionnaire_view(entry))
 
     @rpc

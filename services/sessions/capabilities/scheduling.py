@@ -31,10 +31,12 @@ class Scheduling(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "book_appointment", idempotency_key, given)
             if claim.replayed:
+                self._audit(uow, claim.answer["patient_id"], "appointment_book_replayed", claim.answer["appointment_id"])
                 return claim.answer
             plan = self._plan(uow.session, given.plan_id, lock=True)
             self._check_bookable(uow.session, plan)
             record = self._book(uow, plan, given.starts_at, given.chair_id, given.clinician_id, given.kind)
+            self._audit(uow, record.patient_id, "appointment_book", record.appointment_id)
             return claim.remember(appointment_view(record))
 
     @rpc
@@ -67,6 +69,8 @@ class Scheduling(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "book_course", idempotency_key, plan_id, given)
             if claim.replayed:
+                self._audit(uow, claim.answer["appointments"][0]["patient_id"], "course_book_replayed",
+                            claim.answer["course_id"])
                 return claim.answer
             plan = self._plan(uow.session, plan_id, lock=True)
             self._check_bookable(uow.session, plan)
@@ -81,6 +85,7 @@ class Scheduling(Chart):
                 appointments=[{"appointment_id": a.appointment_id, "sequence": a.sequence,
                                   "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at)} for a in booked],
             ))
+            self._audit(uow, plan.patient_id, "course_book", course_id)
             view = {"plan_id": plan.plan_id, "course_id": course_id,
                     "appointments": [appointment_view(a) for a in booked]}
             return claim.remember(view)

@@ -139,6 +139,24 @@ def test_phq9_item9_raises_a_risk_flag(call, events):
     assert "answers" not in flagged["data"]
 
 
+def test_a_staff_entered_phq9_or_gad7_is_announced_as_scored_in_the_same_transaction(call, events, databases):
+    events.listen("intake")
+    pid = call("register_patient", PATIENT)["patient_id"]
+    phq9 = call("submit_questionnaire", pid, {"instrument": "phq9", "answers": PHQ9_MODERATE}, "phq9-1")
+    assert call("submit_questionnaire", pid, {"instrument": "phq9", "answers": PHQ9_MODERATE}, "phq9-1") == phq9
+    call("submit_questionnaire", pid, {"instrument": "pcl5", "answers": [1] * 20})
+    gad7 = call("submit_questionnaire", pid, {"instrument": "gad7", "answers": GAD7_MILD})
+    announced = [events.wait_for("questionnaire.scored", count=n)["data"] for n in (1, 2)]
+    assert announced[0] == {"patient_id": pid, "response_id": phq9["response_id"], "instrument": "phq9",
+                            "total": phq9["total"], "band": phq9["band"], "completed_at": phq9["completed_at"],
+                            "source": "staff"}
+    assert (announced[1]["response_id"], announced[1]["instrument"]) == (gad7["response_id"], "gad7")
+    with databases.engine("intake").connect() as connection:
+        # Neither the replay nor the PCL-5 is announced.
+        assert connection.execute(sa.text(
+            "SELECT count(*) FROM outbox WHERE event_type = 'questionnaire.scored'")).scalar_one() == 2
+
+
 def test_out_of_range_questionnaire_is_not_stored(call, databases):
     pid = call("register_patient", PATIENT)["patient_id"]
     with pytest.raises(ValidationFailed) as caught:

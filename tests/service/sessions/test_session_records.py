@@ -137,7 +137,7 @@ def test_sign_then_addendum(arrived, call, appointment):
     assert [(a["author"], a["text"][:7]) for a in view["addenda"]] == [("dr.who (clinician)", "Patient")]
     trail = call("list_record_access", view["patient_id"])
     assert [e["action"] for e in trail] == ["session_read", "addendum", "sign", "session_complete", "observation",
-                                            "vitals", "session_start", "check_in", "plan_create"]
+                                            "vitals", "session_start", "check_in", "appointment_book", "plan_create"]
     assert {e["actor"] for e in trail} == {"dr.who (clinician)"}
 
 

@@ -31,6 +31,7 @@ EVENT_HANDLERS = {
     ("intake", "patient.registered"): "on_patient_registered",
     ("intake", "patient.updated"): "on_patient_updated",
     ("intake", "self_report.completed"): "on_self_report_completed",
+    ("intake", "questionnaire.scored"): "on_questionnaire_scored",
     ("notifications", "previsit.reply_received"): "on_previsit_reply",
 }
 
