@@ -13,6 +13,7 @@ from nameko.web.handlers import http
 from gateway.http import MethodNotAllowed, RequestContext, json_response, preflight, problem, problem_from
 from gateway.signin import SignIn
 from gateway.billing_routes import BillingRoutes
+from gateway.console_routes import ConsoleRoutes
 from gateway.intake_routes import IntakeRoutes
 from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
@@ -41,7 +42,8 @@ PROBE_TIMEOUT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ObservedService):
+class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ConsoleRoutes,
+                     ObservedService):
     name = "gateway"
 
     config = Config()
