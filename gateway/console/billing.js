@@ -76,7 +76,7 @@ export async function renderBilling(root, { zone }) {
         return;
       }
       try {
-        const payment = await api("POST", `/invoices/${invoice.invoice_id}/payments`, { key, body: {
+        const { payment } = await api("POST", `/invoices/${invoice.invoice_id}/payments`, { key, body: {
           amount_cents: cents, method: data.method, ...(data.reference ? { reference: data.reference } : {}) } });
         key = newKey();
         showErrors(form, summary, null);

@@ -211,7 +211,17 @@ def _play(executable: str, scenario: str, args: dict) -> dict:
             errors = []
             # Script failures only: a refused request is the page's to explain.
             page.on("pageerror", lambda error: errors.append(str(error)))
-            seen = SCENARIOS[scenario](page, args)
+            refused = []
+            page.on("response", lambda r: refused.append(f"{r.request.method} {r.url} {r.status}") if r.status >= 400
+                    else None)
+            try:
+                seen = SCENARIOS[scenario](page, args)
+            except Exception:
+                # What the page showed, for the failure's report.
+                print(f"page at {page.url}, script errors {errors}, refused {refused}:\n"
+                      f"{page.inner_text('body')[:3000]}",
+                      file=sys.stderr)
+                raise
             seen["page_errors"] = errors
             return seen
         finally:
