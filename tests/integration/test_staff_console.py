@@ -218,4 +218,4 @@ def test_billing_sees_open_invoices_and_records_a_payment(clinic):
     after = api.get(f"/api/v1/invoices/{invoice['invoice_id']}", headers=BILL).json()
     assert (after["paid_cents"], after["status"]) == (part, "partially_paid")
     [payment] = after["payments"]
-    assert (payment["method"], payment["reference"], payment["recorded_by"]) == ("card", "ch_console_1", "bea.biller")
+    assert (payment["method"], payment["reference"], payment["recorded_by"]) == ("card", "ch_console_1", "bea.biller (billing)")
