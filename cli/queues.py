@@ -69,11 +69,16 @@ def queue_stats_from_amqp(amqp_uri: str, names: list[str]) -> list[dict]:
 def queue_warning(row: dict) -> str:
     from common.deadletters import DEAD_LETTER_QUEUE, DISCARDED_QUEUE
     from common.handlers import RETRY_QUEUE_PREFIX
+    from gateway.live_updates import STREAM_QUEUE, TICKET_QUEUE_PREFIX
 
     if row["queue"] == DEAD_LETTER_QUEUE:
         return "dead letters waiting: clinic dead-letters list" if row["ready"] else ""
     if row["queue"] == DISCARDED_QUEUE:
         return ""  # the audit record of discarded letters: nobody consumes it
+    if row["queue"] == STREAM_QUEUE or row["queue"].startswith(TICKET_QUEUE_PREFIX):
+        # The live-update log keeps its events for the replay window, read
+        # or not; a stream ticket waits for its one redemption.
+        return ""
     if row["queue"].startswith(RETRY_QUEUE_PREFIX):
         # Delay queues have no consumer by design: the broker moves their messages on.
         return "events waiting for a retry" if row["ready"] else ""

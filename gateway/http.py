@@ -56,11 +56,14 @@ class RouteSpec:
     # Reads answer ETag; changes take If-Match (and may answer 412).
     conditional: bool = False
     # The success body's output model (a pydantic model named as the
-    # OpenAPI component); FHIR routes answer application/fhir+json.
-    answer: type | None = None
+    # OpenAPI component, or a JSON schema as it is); FHIR routes answer
+    # application/fhir+json.
+    answer: type | dict | None = None
     media_type: str = "application/json"
     # Also answers a printable HTML document (``format=html``).
     html: bool = False
+    # More than the summary says, for the OpenAPI document.
+    description: str = ""
 
 
 class MalformedRequest(ClinicError):
@@ -235,7 +238,8 @@ class RequestContext(DependencyProvider):
 
 def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | None = None,
         status: int = 200, paginated: bool = False, query=(), idempotent: bool = False,
-        conditional: bool = False, answer: type | None = None, fhir: bool = False, html: bool = False):
+        conditional: bool = False, answer: type | dict | None = None, fhir: bool = False, html: bool = False,
+        media_type: str | None = None, authenticate=None, description: str = ""):
     """Declare a gateway route. The handler receives ``(self, request, user,
     payload, **path_params)`` and returns the JSON body (or a Response).
 
@@ -243,19 +247,23 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
     one record passes ``if_match(request)`` to the service, which compares it
     with the record inside its transaction (412 when it changed meanwhile).
     ``answer``: the output model of the success body, for the OpenAPI
-    document; ``fhir``: the route answers a FHIR resource (``fhir_json``)."""
+    document; ``fhir``: the route answers a FHIR resource (``fhir_json``);
+    ``media_type``: what else the success body is (e.g. text/event-stream);
+    ``authenticate(self, request)``: a route that also takes another proof
+    of identity than the bearer token (it returns the ``StaffUser``)."""
     roles = tuple(roles)
     nameko_path = path.replace("{", "<").replace("}", ">")
 
     def decorator(fn):
         spec = RouteSpec(method, path, roles, summary, tag, fn.__name__, body, status, paginated, tuple(query),
-                         idempotent, conditional, answer, FHIR_JSON if fhir else "application/json", html)
+                         idempotent, conditional, answer,
+                         media_type or (FHIR_JSON if fhir else "application/json"), html, description)
         ROUTES.append(spec)
 
         @functools.wraps(fn)
         def handler(self, request, **path_params):
             try:
-                user = self.sign_in.authenticate(request)
+                user = authenticate(self, request) if authenticate else self.sign_in.authenticate(request)
                 if user.role not in roles and user.role != "admin":
                     raise Forbidden(f"the {user.role} role may not {summary[0].lower() + summary[1:]}")
                 self.context["actor"] = user.actor
@@ -282,7 +290,7 @@ def api(method: str, path: str, *, roles, summary: str, tag: str, body: type | N
 
 
 # What a staff UI on another origin may send and read (CORS_ORIGINS).
-CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Correlation-ID"
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, Last-Event-ID, X-Correlation-ID"
 CORS_EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Correlation-ID"
 
 

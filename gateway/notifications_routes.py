@@ -2,7 +2,7 @@
 patient's channel preferences, and the FHIR export of a patient's messages."""
 from __future__ import annotations
 
-from gateway.http import ServiceRpc, api, fhir_json, page_args, query_int
+from gateway.http import ServiceRpc, api, fhir_json, if_match, page_args, query_int
 from services.notifications import answers, schemas
 
 ANY_STAFF = ("front_desk", "clinician", "billing")
@@ -43,15 +43,16 @@ class NotificationsRoutes:
         return self.notifications.resend(notification_id, {"urgent": urgent})
 
     @api("GET", "/api/v1/patients/{patient_id}/notification-preferences", roles=ANY_STAFF,
-         summary="Read a patient's consented and preferred channels", tag="notifications", answer=answers.PreferencesView)
+         summary="Read a patient's consented and preferred channels", tag="notifications", conditional=True,
+         answer=answers.PreferencesView)
     def get_notification_preferences(self, request, user, payload, patient_id):
         return self.notifications.get_preferences(patient_id)
 
     @api("PUT", "/api/v1/patients/{patient_id}/notification-preferences", roles=FRONT_DESK_AND_CLINICIANS,
          summary="Turn a patient's email or SMS messages on or off", tag="notifications",
-         body=schemas.PreferencesInput, answer=answers.PreferencesView)
+         body=schemas.PreferencesInput, conditional=True, answer=answers.PreferencesView)
     def set_notification_preferences(self, request, user, payload, patient_id):
-        return self.notifications.set_preferences(patient_id, payload)
+        return self.notifications.set_preferences(patient_id, payload, if_match=if_match(request))
 
     @api("GET", "/api/v1/patients/{patient_id}/fhir/communications", roles=ANY_STAFF,
          summary="Export the messages sent to a patient as a FHIR R4 Bundle of Communication resources",

@@ -23,6 +23,9 @@ FHIR_RESOURCE = {"type": "object", "required": ["resourceType"],
                  "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}},
                  "description": "A FHIR R4 resource (http://hl7.org/fhir/R4/)"}
 
+# A text answer (the live-update stream's server-sent events).
+TEXT = {"type": "string"}
+
 ERROR_RESPONSES = {
     "400": "Malformed request", "401": "Missing or invalid bearer token",
     "403": "The caller's role may not do this", "404": "No such record",
@@ -41,10 +44,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "summary": spec.summary,
         "tags": [spec.tag],
         "security": [{"bearer": []}],
-        "description": "Roles: " + ", ".join(spec.roles) + " (and admin).",
+        "description": "Roles: " + ", ".join(spec.roles) + " (and admin)." + (
+            "\n\n" + spec.description if spec.description else ""),
         "responses": {str(spec.status): {"description": "Success", "content": {
-            spec.media_type: {"schema": _component(spec.answer, components) if spec.answer else FHIR_RESOURCE
-                              if spec.media_type == FHIR_JSON else {}}}}},
+            spec.media_type: {"schema": _answer_schema(spec, components)}}}},
     }
     if spec.html:
         operation["responses"][str(spec.status)]["content"]["text/html"] = {"schema": {"type": "string"}}
@@ -89,6 +92,14 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             "description": "If-Match names a version of the record that is no longer current; nothing was changed",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return operation
+
+
+def _answer_schema(spec: RouteSpec, components: dict) -> dict:
+    if isinstance(spec.answer, dict):
+        return spec.answer
+    if spec.answer is not None:
+        return _component(spec.answer, components)
+    return FHIR_RESOURCE if spec.media_type == FHIR_JSON else TEXT if spec.media_type.startswith("text/") else {}
 
 
 def _component(model, components: dict, mode: str = "serialization") -> dict:

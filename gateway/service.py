@@ -18,6 +18,7 @@ from gateway.intake_routes import IntakeRoutes
 from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
 from gateway.sessions_routes import SessionsRoutes
+from gateway.stream_routes import StreamRoutes
 from gateway.openapi import document
 from common.service import ObservedService
 
@@ -42,8 +43,8 @@ PROBE_TIMEOUT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, ConsoleRoutes,
-                     ObservedService):
+class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, StreamRoutes,
+                     ConsoleRoutes, ObservedService):
     name = "gateway"
 
     config = Config()

@@ -8,10 +8,11 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from common.errors import PreconditionFailed
 from gateway.service import GatewayService
 from services.intake.service import IntakeService
+from services.notifications.service import NotificationsService
 from services.sessions.service import SessionsService
 from tests.conftest import web_address
 from tests.integration.test_sessions_flow import MONDAY, approved_in_sessions, resources
-from tests.support.billing import concurrently
+from tests.support.billing import concurrently, wait_until
 from tests.support.intake import PATIENT
 from tests.support.sessions import clinic_time, iso
 
@@ -108,6 +109,27 @@ def test_plans_appointments_and_sessions_are_tagged_and_checked(clinic):
     assert api.post(f"{path}/cancellation", headers={**FRONT, "If-Match": current}).status_code == 200
 
 
+def test_a_patient_s_notification_preferences_changed_meanwhile_are_not_undone(clinic, start_service):
+    rpc, api = clinic
+    start_service(NotificationsService)
+    pid = api.post("/api/v1/patients", json=PATIENT, headers=FRONT).json()["patient_id"]
+    path = f"/api/v1/patients/{pid}/notification-preferences"
+    read = wait_until(lambda: (lambda answer: answer if answer.status_code == 200 else None)(
+        api.get(path, headers=FRONT)), timeout=15)
+    tag = read.headers["ETag"]
+    assert api.get(path, headers=CLIN).headers["ETag"] == tag
+
+    assert api.put(path, json={"sms": False}, headers={**FRONT, "If-Match": tag}).status_code == 200
+    stale = api.put(path, json={"sms": True, "email": False}, headers={**CLIN, "If-Match": tag})
+    assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+    now = api.get(path, headers=CLIN)
+    assert (now.json()["sms"]["enabled"], now.json()["email"]["enabled"]) == (False, True)
+    assert api.put(path, json={"email": False}, headers={**CLIN, "If-Match": now.headers["ETag"]}).status_code == 200
+    assert api.put(path, json={"sms": True}, headers={**CLIN, "If-Match": '"nothing-like-it"'}).status_code == 412
+    # Without If-Match the last write wins, as before.
+    assert api.put(path, json={"sms": True}, headers=FRONT).status_code == 200
+
+
 def test_the_openapi_document_declares_etag_if_match_and_412(clinic):
     rpc, api = clinic
     document = api.get("/api/v1/openapi.json").json()
@@ -116,3 +138,7 @@ def test_the_openapi_document_declares_etag_if_match_and_412(clinic):
     change = document["paths"]["/api/v1/patients/{patient_id}"]["patch"]
     assert "If-Match" in {parameter["name"] for parameter in change["parameters"]}
     assert "412" in change["responses"]
+    preferences = document["paths"]["/api/v1/patients/{patient_id}/notification-preferences"]
+    assert "ETag" in preferences["get"]["responses"]["200"]["headers"]
+    assert "If-Match" in {parameter["name"] for parameter in preferences["put"]["parameters"]}
+    assert "412" in preferences["put"]["responses"]

@@ -37,13 +37,14 @@ class Walk:
         declared = self.document["paths"][template][method.lower()]["responses"][str(answer.status_code)]
         media_type = answer.headers["content-type"].split(";")[0]
         assert media_type in declared["content"], f"{method} {template}: {media_type} is not declared"
-        if media_type != "text/html":
+        textual = media_type in ("text/html", "text/event-stream")
+        if not textual:
             schema = {**declared["content"][media_type]["schema"], "components": self.document["components"]}
             errors = [f"{error.instance_path}: {error.message}" for error in
                       jsonschema_rs.Draft202012Validator(schema).iter_errors(answer.json())]
             assert errors == [], f"{method} {template} {answer.status_code}: {errors[:5]}"
         self.answered.add((method, template))
-        return answer.json() if media_type != "text/html" else answer.text
+        return answer.text if textual else answer.json()
 
     def route(self, method, path):
         path = path.split("?")[0]
@@ -200,6 +201,11 @@ def test_every_route_answers_what_the_document_declares(clinic, databases):
     walk("PUT", f"/api/v1/patients/{pid}/notification-preferences", FRONT, json={"email": False})
     walk("GET", f"/api/v1/patients/{pid}/fhir/communications", FRONT)
     walk("GET", f"/api/v1/patients/{pid}/access-log", ADMIN)
+
+    # Live updates: a browser's ticket opens a (here bounded) stream.
+    ticket = walk("POST", "/api/v1/stream/tickets", FRONT)
+    events = walk("GET", "/api/v1/stream", {}, params={"ticket": ticket["ticket"], "max_seconds": "1"})
+    assert events.startswith("retry: ")
 
     missing = sorted({(spec.method, spec.path) for spec in ROUTES} - walk.answered)
     assert missing == [], f"routes the walk never reached with a success: {missing}"

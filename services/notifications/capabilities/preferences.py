@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from common.database import insert_ignoring_duplicates
 from common.errors import NotFound
+from common.etag import check_if_match
 from common.events import utcnow
 from common.handlers import consumes, rpc
 from common.validation import parse
@@ -51,10 +52,14 @@ class Preferences(MessagesOwed):
             return schemas.preferences_view(recipient)
 
     @rpc
-    def set_preferences(self, patient_id, preferences):
+    def set_preferences(self, patient_id, preferences, if_match=None):
+        """``if_match``: the ETag of the preferences as the caller read them
+        (``common.etag``); compared here with the row locked, so a change
+        made meanwhile by someone else is a 412, not silently undone."""
         wanted = parse(schemas.PreferencesInput, preferences)
         with self.db.unit_of_work() as uow:
             recipient = self._known_recipient(uow.session, patient_id, lock=True)
+            check_if_match(if_match, schemas.preferences_view(recipient))
             RecordAccess.record(uow, recipient.patient_id, "preferences")
             if wanted.email is not None:
                 recipient.email_enabled = wanted.email

@@ -128,6 +128,11 @@ def test_queue_warnings(row, warning):
     assert queue_warning(row).startswith(warning)
 
 
+def test_the_live_update_log_and_stream_tickets_are_kept_without_a_consumer_by_design():
+    assert queue_warning({"queue": "clinic.live-updates", "ready": 5000, "consumers": 0}) == ""
+    assert queue_warning({"queue": "clinic.stream-ticket." + "a" * 64, "ready": 1, "consumers": 0}) == ""
+
+
 def test_known_queues_follow_nameko_naming():
     names = known_queue_names()
     assert "rpc-intake" in names and names[-1] == "clinic.dead-letters"
