@@ -72,7 +72,9 @@ async function connect() {
   };
   for (const type of TYPES) {
     source.addEventListener(type, (message) => {
-      if (message.lastEventId) lastEventId = message.lastEventId;
+      // A reset comes with an empty cursor: what follows is live from now.
+      if (type === "reset") lastEventId = message.lastEventId || null;
+      else if (message.lastEventId) lastEventId = message.lastEventId;
       let data = {};
       try { data = JSON.parse(message.data || "{}"); } catch (error) { data = {}; }
       for (const listener of listeners) listener(type, data);

@@ -20,6 +20,7 @@ export async function renderSession(root, { zone, params: [sessionId] }) {
   const problem = problemBox();
   const shown = new Set();
   let record = null;
+  let patient = null;
   root.append(heading, problem, alerts, facts,
     h("section", { "aria-labelledby": "vitals-heading", class: "card" },
       h("h2", { id: "vitals-heading" }, "Vitals"), table, vitalsForm()));
@@ -41,9 +42,14 @@ export async function renderSession(root, { zone, params: [sessionId] }) {
       problem.replaceChildren(h("p", {}, error.message));
       return;
     }
-    heading.textContent = `Session · ${words(record.status)}`;
+    if (!patient) {
+      patient = await api("GET", `/patients/${record.patient_id}`).catch(() => null);
+    }
+    const who = patient ? `${patient.given_name} ${patient.family_name}` : "Patient";
+    heading.textContent = `${who} · session ${words(record.status)}`;
     facts.replaceChildren(...[
-      ["Patient", record.patient_id], ["Route", words(record.route)], ["Drug", words(record.drug)],
+      ["Patient", patient ? `${who} (${patient.mrn})` : record.patient_id], ["Route", words(record.route)],
+      ["Drug", words(record.drug)],
       ["Dose", record.dose_mg == null ? "not yet dosed" : `${record.dose_mg} mg`],
       ["Checked in", timeIn(zone, record.checked_in_at)], ["Started", timeIn(zone, record.started_at) || "not yet"],
     ].flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));

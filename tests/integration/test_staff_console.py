@@ -167,13 +167,15 @@ def test_day_board_live_and_a_clinician_sees_a_vitals_alert_without_reloading(cl
     doctors = [resource(api, "clinician", name) for name in ("Dr Adler", "Dr Baptiste")]
     engine = databases.engine("sessions")
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    quarter = now - timedelta(minutes=now.minute % 15)
     today = {}
-    for index, (given, family) in enumerate((("Ana", "Lopez"), ("Ben", "Okafor"), ("Chloe", "Nguyen"),
-                                             ("Dev", "Patel"))):
+    for index, (given, family, chair, minutes) in enumerate((
+            ("Ana", "Lopez", 0, -30), ("Ben", "Okafor", 1, -15), ("Chloe", "Nguyen", 2, 0), ("Dev", "Patel", 3, 15),
+            ("Erin", "Walsh", 1, 75))):
         pid = approved(clinic, given, family)
-        first = booked_course(api, pid, chairs[index], doctors[index % 2], in_days(3 + index))[0]
+        first = booked_course(api, pid, chairs[chair], doctors[index % 2], in_days(3) + timedelta(hours=index))[0]
         # Booked ahead, as the API only allows; moved to this morning.
-        today[given] = move_to_today(engine, first["appointment_id"], now + timedelta(minutes=15 * index - 30))
+        today[given] = move_to_today(engine, first["appointment_id"], quarter + timedelta(minutes=minutes))
     ben = post(api, f"/appointments/{today['Ben']}/check-in", FRONT, CHECKLIST)["session_id"]
     post(api, f"/sessions/{ben}/start", CLIN, {"lot_number": "KET-2026-11"})
     post(api, f"/sessions/{ben}/vitals", CLIN, BASELINE)
@@ -188,12 +190,14 @@ def test_day_board_live_and_a_clinician_sees_a_vitals_alert_without_reloading(cl
                 checklist=CHECKLIST, running_patient="Ana Lopez", running_session=ana, screenshot=str(shot))
     assert seen["page_errors"] == []
     states = {chair: [s.split(" | ")[1] for s in slots] for chair, slots in seen["board"].items()}
-    assert states == {"Chair 1": ["In session"], "Chair 2": ["Completed"], "Chair 3": ["Checked in"],
+    assert states == {"Chair 1": ["In session"], "Chair 2": ["Completed", "Booked"], "Chair 3": ["Checked in"],
                       "Chair 4": ["Booked"]}
     assert [s.split(" | ")[1] for s in seen["after_check_in"]["Chair 4"]] == ["Checked in"]
+    assert seen["session_heading"] == "Ana Lopez · session in progress"
     assert len(seen["own_alerts"]) == 1 and "systolic 186 (limit 180)" in seen["own_alerts"][0]
     assert len(seen["alerts"]) == 2 and "SpO₂ 89 (limit 92)" in seen["alerts"][1]
-    assert seen["alert_region"] == "alert" and seen["vitals_rows"] == 2 and seen["not_reloaded"]
+    # The baseline taken at check-in, then the two readings.
+    assert seen["alert_region"] == "alert" and seen["vitals_rows"] == 3 and seen["not_reloaded"]
     assert "Vitals alert ×2" in seen["board_after"]["Chair 1"][0]
     assert shot.stat().st_size > 10_000
     # WRITE_CONSOLE_SCREENSHOT=1 refreshes the README's picture of the board.

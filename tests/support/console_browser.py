@@ -140,6 +140,8 @@ def day_board_and_vitals(page, args: dict) -> dict:
     seen["after_check_in"] = _board(page)
     page.get_by_role("link", name=f"Open session of {args['running_patient']}").click()
     page.wait_for_selector("text=Record vitals")
+    page.wait_for_selector("h1:has-text('session in progress')")
+    seen["session_heading"] = page.inner_text("h1")
     for label, value in (("Systolic (mmHg)", "186"), ("Diastolic (mmHg)", "112"), ("Heart rate (/min)", "88"),
                          ("SpO₂ (%)", "97"), ("Respiratory rate (/min)", "14")):
         page.get_by_label(label).fill(value)
@@ -158,7 +160,8 @@ def day_board_and_vitals(page, args: dict) -> dict:
     page.wait_for_selector(".slot.alerting")
     seen["board_after"] = _board(page)
     if args.get("screenshot"):
-        page.wait_for_timeout(300)  # the fonts settle
+        page.set_viewport_size({"width": 1280, "height": 400})
+        page.wait_for_timeout(300)  # the layout settles
         page.screenshot(path=args["screenshot"], full_page=True)
     return seen
 
