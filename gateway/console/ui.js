@@ -1,5 +1,5 @@
 // Small DOM helpers shared by the console's views: building elements
-// without innerHTML (nothing from the API is ever parsed as HTML), forms
+// as nodes (nothing from the API is ever parsed as markup), forms
 // with labels and error messages, times in the clinic's zone, money.
 
 export function h(tag, attrs = {}, ...children) {

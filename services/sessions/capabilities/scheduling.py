@@ -15,10 +15,10 @@ from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
 from common.validation import paging, parse, require_id
 from services.sessions import domain, events, schemas
-from services.sessions.capabilities.chart import Chart, actor_role, flush_or_conflict, parse_day
+from services.sessions.capabilities.chart import (NOT_CHECKED_IN, Chart, actor_role, flush_or_conflict, parse_day,
+                                                  session_states)
 from services.sessions.domain import AppointmentStatus
-from services.sessions.models import (Appointment, PatientEligibility, Resource, ResourceBooking, SessionRecord,
-                                      TreatmentPlan, VitalsReading)
+from services.sessions.models import Appointment, PatientEligibility, Resource, ResourceBooking, TreatmentPlan
 from services.sessions.schemas import appointment_view
 
 
@@ -178,21 +178,16 @@ class Scheduling(Chart):
             names = resource_names(session)
             patients = {p.patient_id: p for p in session.execute(sa.select(PatientEligibility).where(
                 PatientEligibility.patient_id.in_({r.patient_id for r in rows}))).scalars()}
-            records = {r.appointment_id: r for r in session.execute(sa.select(SessionRecord).where(
-                SessionRecord.appointment_id.in_({r.appointment_id for r in rows}))).scalars()}
-            alerting = _alerting_readings(session, [r.session_id for r in records.values()])
+            states = session_states(session, [r.appointment_id for r in rows])
             items = []
             for row in rows:
                 patient = patients.get(row.patient_id)
-                record = records.get(row.appointment_id)
                 items.append({**appointment_view(row),
                               "mrn": patient.mrn if patient else None,
                               "patient_name": " ".join(filter(None, (patient.given_name, patient.family_name)))
                               if patient else None,
                               "chair": names.get(row.chair_id), "clinician": names.get(row.clinician_id),
-                              "session_id": record.session_id if record else None,
-                              "session_status": record.status if record else None,
-                              "vitals_alerts": alerting.get(record.session_id, 0) if record else 0})
+                              **states.get(row.appointment_id, NOT_CHECKED_IN)})
             return {"date": on.isoformat(), "time_zone": hours.time_zone, "items": items,
                     "total": total, "limit": limit, "offset": offset}
 
@@ -344,15 +339,3 @@ class Scheduling(Chart):
 
 def resource_names(session) -> dict[str, str]:
     return dict(session.execute(sa.select(Resource.resource_id, Resource.name)).all())
-
-
-def _alerting_readings(session, session_ids: list[str]) -> dict[str, int]:
-    """How many of each session's vitals readings raised an alert: the day
-    board marks those chairs."""
-    counts: dict[str, int] = {}
-    if session_ids:
-        for session_id, alerts in session.execute(sa.select(VitalsReading.session_id, VitalsReading.alerts).where(
-                VitalsReading.session_id.in_(session_ids))):
-            if alerts:
-                counts[session_id] = counts.get(session_id, 0) + 1
-    return counts
