@@ -62,9 +62,12 @@ function enter(signedIn) {
   else route();
 }
 
+let shown = 0;
+
 async function route() {
   if (cleanup) cleanup();
   cleanup = null;
+  const mine = ++shown;
   const hash = location.hash;
   for (const [pattern, render, title] of VIEWS) {
     const match = pattern.exec(hash);
@@ -76,7 +79,19 @@ async function route() {
     }
     const root = main();
     root.replaceChildren();
-    cleanup = await render(root, { config, zone: config.clinic_time_zone, params: match.slice(1) }) || null;
+    const stop = await render(root, { config, zone: config.clinic_time_zone, params: match.slice(1) });
+    // Another view was asked for while this one loaded: it has the screen.
+    if (mine !== shown) {
+      if (stop) stop();
+      return;
+    }
+    cleanup = stop || null;
+    // A new view starts at its heading, for screen readers and the keyboard.
+    const heading = root.querySelector("h1");
+    if (heading && !root.contains(document.activeElement)) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
     return;
   }
   location.hash = "#/board";

@@ -27,7 +27,12 @@ export async function renderBoard(root, { zone }) {
     try {
       const items = await wholeDay(day.value);
       problem.replaceChildren();
+      // A live reload must not take a keyboard user's place on the board.
+      const focused = document.activeElement && document.activeElement.closest
+        ? document.activeElement.closest("[data-appointment]") : null;
       board.replaceChildren(...chairs(items, zone));
+      const again = focused && board.querySelector(`[data-appointment="${focused.dataset.appointment}"] .open`);
+      if (again) again.focus();
       stamp.textContent = `${items.length} appointments · updated ${timeIn(zone, new Date().toISOString())}`;
     } catch (error) {
       problem.replaceChildren(h("p", {}, error.message));
