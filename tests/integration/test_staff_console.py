@@ -112,6 +112,15 @@ def test_the_console_is_served_with_a_strict_policy_and_its_sign_in_settings(cli
     assert api.get("/console").headers["Location"] == "/console/"
 
 
+def test_without_an_identity_provider_for_it_the_console_takes_a_development_token(start_service):
+    gateway = start_service(GatewayService)  # GATEWAY_TOKENS only, as bin/run-clinic sets
+    settings = httpx.get(f"{web_address(gateway)}/console/config.json", timeout=15).json()
+    assert settings["oidc"] is None and settings["development_tokens"] is True
+    seen = play("development_token", console=f"{web_address(gateway)}/console/", token="t-front")
+    assert seen["page_errors"] == []
+    assert (seen["heading"], seen["who"], seen["focused"]) == ("Front desk", "development token", "H1")
+
+
 def test_front_desk_registers_a_patient_by_keyboard_alone_and_books_a_course(clinic):
     api = clinic["api"]
     seen = play("register_by_keyboard", console=clinic["console"])

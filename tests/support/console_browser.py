@@ -198,7 +198,20 @@ def billing(page, args: dict) -> dict:
     return seen
 
 
-SCENARIOS = {f.__name__: f for f in (register_by_keyboard, book_course, day_board_and_vitals, billing)}
+def development_token(page, args: dict) -> dict:
+    """bin/run-clinic's way in: no identity provider, a static token."""
+    page.goto(args["console"])
+    page.get_by_label("Development bearer token").fill(args["token"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("#nav:not([hidden])")
+    page.get_by_role("link", name="Front desk").click()
+    page.wait_for_selector("text=Register a patient")
+    return {"heading": page.inner_text("h1"), "who": page.inner_text("#who"),
+            "focused": page.evaluate("() => document.activeElement.tagName")}
+
+
+SCENARIOS = {f.__name__: f for f in (register_by_keyboard, book_course, day_board_and_vitals, billing,
+                                     development_token)}
 
 
 def _play(executable: str, scenario: str, args: dict) -> dict:
