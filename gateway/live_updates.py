@@ -55,13 +55,16 @@ TICKET_SECONDS = 60
 TICKET_QUEUE_PREFIX = "clinic.stream-ticket."
 TICKET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 CONNECT_TIMEOUT = 5
+AMQP_HEARTBEAT_SECONDS = 60
 
 
 def stream_arguments(config) -> dict:
+    max_bytes = int(config.get("STREAM_MAX_BYTES") or DEFAULT_MAX_BYTES)
     return {"x-queue-type": "stream",
             "x-max-age": str(config.get("STREAM_MAX_AGE") or DEFAULT_MAX_AGE),
-            "x-max-length-bytes": int(config.get("STREAM_MAX_BYTES") or DEFAULT_MAX_BYTES),
-            "x-stream-max-segment-size-bytes": SEGMENT_BYTES}
+            "x-max-length-bytes": max_bytes,
+            # Retention drops whole segments: several per window.
+            "x-stream-max-segment-size-bytes": max(1000, min(SEGMENT_BYTES, max_bytes // 4))}
 
 
 def declare_stream(connection, config) -> None:
@@ -74,7 +77,7 @@ def declare_stream(connection, config) -> None:
         channel.queue_declare(STREAM_QUEUE, durable=True, auto_delete=False, arguments=stream_arguments(config))
     except PreconditionFailed:
         # Declared earlier with another window: the broker keeps the first
-        # one (change it with a policy, see README "Live updates").
+        # one (docs/operations.md, "Queue types", says how to change it).
         log.warning("the %s stream exists with other arguments; keeping them", STREAM_QUEUE)
         channel = connection.channel()
     try:
@@ -100,18 +103,23 @@ class LiveUpdates(DependencyProvider):
         self.ticket_seconds = int(self.config.get("STREAM_TICKET_SECONDS") or TICKET_SECONDS)
 
     def start(self):
-        # Declared now so events published before the first subscriber are kept.
+        # Declared now so events published before the first subscriber are
+        # kept; in the background, so a broker that is away does not hold
+        # up the gateway's start (each subscription declares it again).
+        self.container.spawn_managed_thread(self._declare_stream)
+
+    def _declare_stream(self):
         try:
             with self._connection() as connection:
                 declare_stream(connection, self.config)
-        except Exception as exc:  # the broker is away: declared at the first subscription
+        except Exception as exc:
             log.warning("live-update stream not declared at start: %s", type(exc).__name__)
 
     def get_dependency(self, worker_ctx):
         return self
 
-    def _connection(self) -> Connection:
-        return Connection(self.amqp_uri, connect_timeout=CONNECT_TIMEOUT, heartbeat=0)
+    def _connection(self, heartbeat: int = 0) -> Connection:
+        return Connection(self.amqp_uri, connect_timeout=CONNECT_TIMEOUT, heartbeat=heartbeat)
 
     # ------------------------------------------------------------- streams
 
@@ -196,7 +204,10 @@ class LiveStream:
         """Before the answer's status is sent, so a broker that is away is a
         503, not a stream that ends at once; and once the client reads the
         first line, nothing published after it is missed."""
-        self.connection = self.owner._connection()
+        # AMQP heartbeats, so a broker that vanished without closing the
+        # connection ends the stream (the client reconnects elsewhere)
+        # instead of leaving it silent.
+        self.connection = self.owner._connection(heartbeat=AMQP_HEARTBEAT_SECONDS)
         self.connection.connect()
         declare_stream(self.connection, self.owner.config)
         self.opening = [stream.sse_retry(RETRY_MILLISECONDS), stream.sse_comment("live updates")]
@@ -222,8 +233,9 @@ class LiveStream:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def _wait(self, seconds: float) -> None:
+        self.connection.heartbeat_check()
         try:
-            self.connection.drain_events(timeout=max(0.01, seconds))
+            self.connection.drain_events(timeout=max(0.01, min(seconds, AMQP_HEARTBEAT_SECONDS / 4)))
         except socket.timeout:
             pass
 

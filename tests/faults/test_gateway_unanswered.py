@@ -43,6 +43,8 @@ def test_with_the_broker_gone_the_gateway_answers_503_on_reads_and_writes(start_
         broker.cut()
         for answer in reads_and_writes(http, "Brokerless"):
             assert_unavailable(answer)
+        assert_unavailable(http.get("/api/v1/stream", headers=FRONT, params={"max_seconds": "1"}))
+        assert_unavailable(http.post("/api/v1/stream/tickets", headers=FRONT))
         broker.forward()
         assert answered_again(http), "the gateway did not serve again once the broker was back"
 

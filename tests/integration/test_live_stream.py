@@ -244,3 +244,25 @@ def test_any_gateway_replica_takes_another_s_ticket_and_cursor(start_service, ap
         again = Subscription(elsewhere, ticket=ticket, last_event_id=seen["id"])
         assert [e["data"]["event_id"] for e in again.events(until=lambda got: len(got) == 2)] == missed
         again.close()
+
+
+def test_a_cursor_older_than_the_window_is_answered_with_a_reset_event(start_service, clinic_config):
+    # A window of a few kilobytes: the first events are gone after a few dozen more.
+    gateway = start_service(GatewayService, STREAM_MAX_BYTES=4000)
+    amqp = clinic_config["AMQP_URI"]
+    with httpx.Client(base_url=web_address(gateway), timeout=30) as api:
+        first = Subscription(api, ADMIN)
+        published = [invoice_issued(amqp)["event_id"] for _ in range(60)]
+        seen = first.events(until=lambda got: len(got) == 60)
+        first.close()
+        assert [e["data"]["event_id"] for e in seen] == published
+        latest = risk_flag(amqp)["event_id"]
+
+        again = Subscription(api, {**ADMIN, "Last-Event-ID": seen[0]["id"]})
+        [reset] = again.events(until=lambda got: True)
+        assert (reset["event"], reset["id"]) == ("reset", "")
+        again.close()
+        # Within the window, the same stream replays.
+        recent = Subscription(api, ADMIN, last_event_id=seen[-1]["id"])
+        assert [e["data"]["event_id"] for e in recent.events(until=lambda got: True)] == [latest]
+        recent.close()
