@@ -68,6 +68,7 @@ async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   const mine = ++shown;
+  const focusBefore = document.activeElement;
   const hash = location.hash;
   for (const [pattern, render, title] of VIEWS) {
     const match = pattern.exec(hash);
@@ -86,9 +87,11 @@ async function route() {
       return;
     }
     cleanup = stop || null;
-    // A new view starts at its heading, for screen readers and the keyboard.
+    // A new view starts at its heading, for screen readers and the keyboard,
+    // unless the user has moved on while it loaded.
     const heading = root.querySelector("h1");
-    if (heading && !root.contains(document.activeElement)) {
+    const unmoved = document.activeElement === focusBefore || document.activeElement === document.body;
+    if (heading && unmoved && !root.contains(document.activeElement)) {
       heading.tabIndex = -1;
       heading.focus();
     }
