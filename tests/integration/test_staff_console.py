@@ -163,6 +163,8 @@ def test_front_desk_registers_a_patient_by_keyboard_alone_and_books_a_course(cli
     seen = play("book_course", console=clinic["console"], name="Nora Quinn", chair="Chair 2",
                 clinician="Dr Baptiste", date=day, time="10:00–11:00")
     assert seen["page_errors"] == []
+    assert seen["phone_error"] and "phone" in seen["summary"].lower()
+    assert api.get("/api/v1/patients", params={"name": "Berg"}, headers=FRONT).json()["total"] == 0
     assert "Booked 6 sessions" in seen["message"] and len(seen["booked"]) == 6
     assert seen["booked"][0] == f"{day} 10:00"
     [plan] = api.get(f"/api/v1/patients/{pid}/plans", headers=FRONT).json()["items"]
