@@ -13,6 +13,7 @@ from nameko.web.handlers import http
 from gateway.http import MethodNotAllowed, RequestContext, json_response, preflight, problem, problem_from
 from gateway.signin import SignIn
 from gateway.billing_routes import BillingRoutes
+from gateway.console_routes import ConsoleRoutes
 from gateway.intake_routes import IntakeRoutes
 from gateway.self_report_routes import SelfReportRoutes
 from gateway.notifications_routes import NotificationsRoutes
@@ -44,8 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class GatewayService(IntakeRoutes, SelfReportRoutes, BillingRoutes, SessionsRoutes, NotificationsRoutes, RetentionRoutes,
-                     StreamRoutes,
-                     ObservedService):
+                     StreamRoutes, ConsoleRoutes, ObservedService):
     name = "gateway"
 
     config = Config()

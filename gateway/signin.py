@@ -103,8 +103,8 @@ class KeySet:
 
     def key(self, kid: str | None) -> jwt.PyJWK:
         found = self._lookup(kid)
-        if found is None and self._may_refresh():
-            self.refresh()
+        if found is None:
+            self._refresh_if_due()
             found = self._lookup(kid)
         if found is None and self._unreachable:
             # Not the caller's fault: say so, rather than sign them out.
@@ -122,27 +122,38 @@ class KeySet:
     def _may_refresh(self) -> bool:
         return self._fetched_at is None or time.monotonic() - self._fetched_at >= self.refresh_seconds
 
+    def _refresh_if_due(self) -> None:
+        # Under the lock: a request arriving while another fetches the keys
+        # (a browser's first burst of calls) waits for them instead of being
+        # refused because the fetch already counts as the latest one.
+        with self._lock:
+            if self._may_refresh():
+                self._fetch()
+
     def refresh(self) -> None:
         with self._lock:
-            self._fetched_at = time.monotonic()
-            try:
-                url = self.jwks_url or self._discover()
-                document = httpx.get(url, timeout=FETCH_TIMEOUT_SECONDS)
-                document.raise_for_status()
-                keys = {}
-                for entry in document.json().get("keys", []):
-                    if entry.get("use", "sig") != "sig":
-                        continue
-                    try:
-                        keys[entry.get("kid")] = jwt.PyJWK(entry)
-                    except jwt.PyJWTError:
-                        continue  # a key type this gateway does not use
-                self._keys = keys
-                self._unreachable = False
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                self._unreachable = True
-                # Keep the keys we had: a provider blip must not sign everyone out.
-                log.warning("the identity provider's keys could not be fetched: %s", type(exc).__name__)
+            self._fetch()
+
+    def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            url = self.jwks_url or self._discover()
+            document = httpx.get(url, timeout=FETCH_TIMEOUT_SECONDS)
+            document.raise_for_status()
+            keys = {}
+            for entry in document.json().get("keys", []):
+                if entry.get("use", "sig") != "sig":
+                    continue
+                try:
+                    keys[entry.get("kid")] = jwt.PyJWK(entry)
+                except jwt.PyJWTError:
+                    continue  # a key type this gateway does not use
+            self._keys = keys
+            self._unreachable = False
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self._unreachable = True
+            # Keep the keys we had: a provider blip must not sign everyone out.
+            log.warning("the identity provider's keys could not be fetched: %s", type(exc).__name__)
 
     def _discover(self) -> str:
         answer = httpx.get(self.issuer.rstrip("/") + "/.well-known/openid-configuration",

@@ -110,6 +110,9 @@ class ScheduledAppointmentView(AppointmentView):
     patient_name: str | None
     chair: str | None
     clinician: str | None
+    session_id: str | None = Field(default=None, description="the session record once the patient is checked in")
+    session_status: str | None = Field(default=None, description="checked_in, in_progress, completed or aborted")
+    vitals_alerts: int = Field(default=0, description="how many of the session's vitals readings raised an alert")
 
 
 class ScheduleDay(Page[ScheduledAppointmentView]):

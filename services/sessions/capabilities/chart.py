@@ -197,3 +197,22 @@ def flush_or_conflict(session, message: str) -> None:
         session.flush()
     except IntegrityError:
         raise Conflict(message) from None
+
+
+NOT_CHECKED_IN = {"session_id": None, "session_status": None, "vitals_alerts": 0}
+
+
+def session_states(session, appointment_ids: list[str]) -> dict[str, dict]:
+    """The day view's session facts per appointment: its session record once
+    the patient is checked in, the record's state, and how many of its vitals
+    readings raised an alert (the staff console's board marks those chairs)."""
+    records = session.execute(sa.select(SessionRecord.appointment_id, SessionRecord.session_id, SessionRecord.status)
+                              .where(SessionRecord.appointment_id.in_(set(appointment_ids)))).all() \
+        if appointment_ids else []
+    alerting: dict[str, int] = {}
+    if records:
+        for session_id, alerts in session.execute(sa.select(VitalsReading.session_id, VitalsReading.alerts).where(
+                VitalsReading.session_id.in_([r.session_id for r in records]))):
+            alerting[session_id] = alerting.get(session_id, 0) + (1 if alerts else 0)
+    return {r.appointment_id: {"session_id": r.session_id, "session_status": r.status,
+                               "vitals_alerts": alerting.get(r.session_id, 0)} for r in records}

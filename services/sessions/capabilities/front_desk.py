@@ -59,6 +59,11 @@ def close_task(uow, task: FrontDeskTask, outcome: CloseOutcome, closed_by: str |
                                         outcome=outcome.value, closed_at=task.closed_at))
 
 
+def open_no_show_task(uow, missed: Appointment) -> None:
+    open_task(uow, TaskKind.NO_SHOW, missed.patient_id, missed.plan_id, missed.appointment_id,
+              f"did not come to {missed.kind} session {missed.sequence}")
+
+
 def close_tasks_answered_by_booking(uow, booked: Appointment, actor: str | None) -> int:
     """A new booking answers the patient's rebooking, no-show and
     stopped-course tasks (see ``retention.closes_on_booking``)."""

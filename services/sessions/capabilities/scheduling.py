@@ -15,10 +15,10 @@ from common.events import as_utc, iso, utcnow
 from common.handlers import rpc
 from common.validation import paging, parse, require_id
 from services.sessions import domain, events, schemas
-from services.sessions.capabilities.chart import Chart, actor_role, flush_or_conflict, parse_day
-from services.sessions.capabilities.front_desk import close_tasks_answered_by_booking, open_task
+from services.sessions.capabilities.chart import (NOT_CHECKED_IN, Chart, actor_role, flush_or_conflict, parse_day,
+                                                  session_states)
+from services.sessions.capabilities.front_desk import close_tasks_answered_by_booking, open_no_show_task
 from services.sessions.domain import AppointmentStatus
-from services.sessions.retention import TaskKind
 from services.sessions.models import Appointment, PatientEligibility, Resource, ResourceBooking, TreatmentPlan
 from services.sessions.schemas import appointment_view
 
@@ -148,8 +148,7 @@ class Scheduling(Chart):
                 patient_id=record.patient_id, appointment_id=record.appointment_id,
                 starts_at=record.starts_at, route=record.route,
             ))
-            open_task(uow, TaskKind.NO_SHOW, record.patient_id, record.plan_id, record.appointment_id,
-                      f"did not come to {record.kind} session {record.sequence}")
+            open_no_show_task(uow, record)
             return appointment_view(record)
 
     @rpc
@@ -186,6 +185,7 @@ class Scheduling(Chart):
             names = resource_names(session)
             patients = {p.patient_id: p for p in session.execute(sa.select(PatientEligibility).where(
                 PatientEligibility.patient_id.in_({r.patient_id for r in rows}))).scalars()}
+            states = session_states(session, [r.appointment_id for r in rows])
             items = []
             for row in rows:
                 patient = patients.get(row.patient_id)
@@ -193,7 +193,8 @@ class Scheduling(Chart):
                               "mrn": patient.mrn if patient else None,
                               "patient_name": " ".join(filter(None, (patient.given_name, patient.family_name)))
                               if patient else None,
-                              "chair": names.get(row.chair_id), "clinician": names.get(row.clinician_id)})
+                              "chair": names.get(row.chair_id), "clinician": names.get(row.clinician_id),
+                              **states.get(row.appointment_id, NOT_CHECKED_IN)})
             return {"date": on.isoformat(), "time_zone": hours.time_zone, "items": items,
                     "total": total, "limit": limit, "offset": offset}
 

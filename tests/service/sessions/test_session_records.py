@@ -366,3 +366,21 @@ def test_the_plan_maximum_is_rounded_down_too(call, patient_id):
     plan = call("create_plan", {**IV_PLAN, "patient_id": patient_id, "max_dose_mg": 62.58})
     assert plan["max_dose_mg"] == 62.5
     assert call("update_plan", plan["plan_id"], {"max_dose_mg": 40.09})["max_dose_mg"] == 40.0
+
+
+def test_the_day_view_shows_each_appointments_session_and_its_vitals_alerts(arrived, call, appointment):
+    """What the staff console's day board shows for each chair."""
+    arrived(appointment["appointment_id"])
+    local_day = datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+
+    def shown():
+        [item] = call("get_schedule", local_day)["items"]
+        return {k: item[k] for k in ("status", "session_id", "session_status", "vitals_alerts")}
+
+    assert shown() == {"status": "scheduled", "session_id": None, "session_status": None, "vitals_alerts": 0}
+    sid = call("check_in", appointment["appointment_id"], CHECKLIST)["session_id"]
+    call("start_session", sid, {"lot_number": "KET-1"})
+    call("record_vitals", sid, {"systolic": 184, "diastolic": 96, "heart_rate": 88, "spo2": 97})
+    call("record_vitals", sid, {"systolic": 128, "diastolic": 80, "heart_rate": 76, "spo2": 98})
+    assert shown() == {"status": "in_session", "session_id": sid, "session_status": "in_progress",
+                       "vitals_alerts": 1}

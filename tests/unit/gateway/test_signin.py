@@ -134,3 +134,23 @@ def test_keys_already_fetched_outlive_a_provider_outage(idp):
     assert check.user(idp.token(["desk"])).role == "front_desk"
     with pytest.raises(ServiceUnavailable):
         check.user(idp.token(["desk"], key=SigningKey("RS256")))
+
+
+def test_requests_arriving_while_the_keys_are_first_fetched_wait_for_them(idp, monkeypatch):
+    """A browser's first burst: several calls at once, before the gateway
+    holds the provider's keys. None of them is refused meanwhile."""
+    import eventlet
+    import httpx
+
+    fetching = httpx.get
+
+    def slow_get(url, **kwargs):
+        eventlet.sleep(0.2)
+        return fetching(url, **kwargs)
+
+    monkeypatch.setattr(httpx, "get", slow_get)
+    checker = OidcVerifier(OidcSettings.from_config(idp.config()))
+    token = idp.token(["doctor"])
+    pool = eventlet.GreenPool()
+    users = list(pool.imap(lambda _: checker.user(token).role, range(3)))
+    assert users == ["clinician"] * 3 and idp.jwks_requests == 1
