@@ -41,7 +41,7 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 import floors  # noqa: E402
 from billing_event_burst import completed_session  # noqa: E402
 from common.config import driver_url  # noqa: E402
-from common.database import make_engine  # noqa: E402
+from common.engines import make_engine  # noqa: E402
 from common.events import envelope  # noqa: E402
 from common.migrations import upgrade  # noqa: E402
 from common import outbox  # noqa: E402

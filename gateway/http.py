@@ -18,7 +18,7 @@ from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from common.broker import RpcProxy
-from common.database import Timeouts
+from common.engines import Timeouts
 from common.etag import etag, parse_if_match
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
 from common.validation import control_character_errors

@@ -10,7 +10,7 @@ from kombu import Connection, Exchange, Queue
 from sqlalchemy.orm import sessionmaker
 
 from common import outbox
-from common.database import make_engine
+from common.engines import make_engine
 from common.events import envelope, utcnow
 from tests.support.net import free_port
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from common import idempotency
-from common.database import make_engine
+from common.engines import make_engine
 from tests.support.billing import wait_until
 
 

@@ -244,7 +244,7 @@ def test_a_lost_connection_the_checkout_missed_costs_no_request_either(intake, d
     """The checkout's look at the socket can miss a connection lost a moment
     later: the transaction's first statement is then sent again, once, on a
     new connection."""
-    from common import database as db_module
+    from common import engines as db_module
 
     call = as_staff(intake, "frontdesk (front_desk)")
     patient_id = call("register_patient", PATIENT)["patient_id"]

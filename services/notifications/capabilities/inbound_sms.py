@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from nameko.web.handlers import http
 from pydantic import ValidationError
 
-from common.database import insert_ignoring_duplicates, is_outage
+from common.database import insert_ignoring_duplicates
+from common.engines import is_outage
 from common.events import utcnow
 from common.service import json_response
 from common.validation import validation_failed

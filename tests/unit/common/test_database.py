@@ -8,7 +8,8 @@ from nameko.exceptions import deserialize, serialize
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from common.database import ServiceDatabase, Timeouts, make_engine
+from common.database import ServiceDatabase
+from common.engines import Timeouts, make_engine
 from common.errors import ERRORS_BY_NAME, NotFound, ServiceUnavailable
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from common import idempotency
-from common.database import make_engine
+from common.engines import make_engine
 from common.errors import ValidationFailed
 from common.validation import Schema
 
