@@ -1,16 +1,10 @@
 """ETag and If-Match through the gateway: two front-desk staff editing one
 patient, a plan changed meanwhile, an appointment cancelled from a stale
 screen; the comparison is made by the service with the row locked."""
-import httpx
 import pytest
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import PreconditionFailed
-from gateway.service import GatewayService
-from services.intake.service import IntakeService
 from services.notifications.service import NotificationsService
-from services.sessions.service import SessionsService
-from tests.conftest import web_address
 from tests.integration.test_sessions_flow import MONDAY, approved_in_sessions, resources
 from tests.support.billing import concurrently, wait_until
 from tests.support.intake import PATIENT
@@ -18,16 +12,6 @@ from tests.support.sessions import clinic_time, iso
 
 FRONT = {"Authorization": "Bearer t-front"}
 CLIN = {"Authorization": "Bearer t-clin"}
-
-
-@pytest.fixture
-def clinic(start_service, clinic_config):
-    start_service(IntakeService)
-    start_service(SessionsService)
-    gateway = start_service(GatewayService)
-    with ClusterRpcProxy(clinic_config, context_data={"actor": "dr.who (clinician)"}) as rpc, \
-            httpx.Client(base_url=web_address(gateway), timeout=15) as api:
-        yield rpc, api
 
 
 def test_two_front_desk_staff_editing_one_patient(clinic, databases):

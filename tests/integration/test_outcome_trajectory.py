@@ -8,33 +8,17 @@ enter in intake during a course (``questionnaire.scored``) joins the series
 marked staff."""
 from xml.etree import ElementTree
 
-import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from common import self_report_links as links
-from gateway.service import GatewayService
-from services.intake.service import IntakeService
-from services.sessions.service import SessionsService
-from tests.conftest import web_address
 from tests.integration.test_sessions_flow import CLIN, FRONT, approved_in_sessions, resources
 from tests.support.billing import wait_until
 from tests.support.intake import GAD7_MILD
 from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso, move_to_today
 
 PHQ9_MILD = [1, 1, 1, 1, 1, 1, 0, 0, 0]
-
-
-@pytest.fixture
-def clinic(start_service, clinic_config):
-    start_service(IntakeService)
-    start_service(SessionsService)
-    gateway = start_service(GatewayService)
-    with ClusterRpcProxy(clinic_config, context_data={"actor": "dr.who (clinician)"}) as rpc, \
-            httpx.Client(base_url=web_address(gateway), timeout=15) as api:
-        yield rpc, api
 
 
 def ok(answer, status=(200, 201)):

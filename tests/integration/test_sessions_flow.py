@@ -7,16 +7,10 @@ import time
 from datetime import timedelta
 
 import eventlet
-import httpx
-import pytest
 import sqlalchemy as sa
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import Conflict
-from gateway.service import GatewayService
-from services.intake.service import IntakeService
-from services.sessions.service import SessionsService
-from tests.conftest import web_address
 from tests.support.intake import PHQ9_MODERATE, approved_patient
 from tests.support.sessions import BASELINE, CHECKLIST, clinic_monday, clinic_time, discharge, iso, move_to_today
 
@@ -24,16 +18,6 @@ FRONT = {"Authorization": "Bearer t-front"}
 CLIN = {"Authorization": "Bearer t-clin"}
 ADMIN = {"Authorization": "Bearer t-admin"}
 MONDAY = clinic_monday()
-
-
-@pytest.fixture
-def clinic(start_service, clinic_config):
-    start_service(IntakeService)
-    start_service(SessionsService)
-    gateway = start_service(GatewayService)
-    with ClusterRpcProxy(clinic_config, context_data={"actor": "dr.who (clinician)"}) as rpc, \
-            httpx.Client(base_url=web_address(gateway), timeout=15) as api:
-        yield rpc, api
 
 
 def approved_in_sessions(rpc, api, given_name="Ana") -> str:
