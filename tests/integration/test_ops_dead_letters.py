@@ -116,10 +116,12 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replayed_once_fixed
     [(raw, properties)] = raw_messages(amqp_uri, DEAD_LETTER_QUEUE)
     assert json.loads(raw) == body and properties["content_type"] == "application/json"
     assert Downstream.applied == []
-    assert DEAD_LETTERS.labels("ops_probe", HANDLER)._value.get() == counted + 1
+    # The letter is in the queue a moment before the worker counts it.
+    wait_until(lambda: DEAD_LETTERS.labels("ops_probe", HANDLER)._value.get() == counted + 1,
+               message="the dead letter counted")
     # Two retries, then a failure the error alert sees.
     assert calls("on_patient_registered", "retrying") == retrying + 2
-    assert calls("on_patient_registered", "error") == errors + 1
+    wait_until(lambda: calls("on_patient_registered", "error") == errors + 1, message="the failure counted")
 
     # An operator looks: listed, still there afterwards, and a monitor sees it.
     assert cli.main(["dead-letters", "list"]) == cli.EXIT_OK
