@@ -63,6 +63,13 @@ class Chart:
     def _audit(self, uow, patient_id: str, action: str, subject_id: str | None = None) -> None:
         RecordAccess.record(uow, patient_id, action, subject_id=subject_id)
 
+    def _replayed_on_session(self, uow, claim, session_id: str, action: str):
+        """A replayed write to a session record answers as the first call
+        did, and the replay is in the patient's access log too."""
+        record = self._session(uow.session, session_id)
+        self._audit(uow, record.patient_id, f"{action}_replayed", record.session_id)
+        return claim.answer
+
     # ------------------------------------------------------------ records
 
     def _check_eligible(self, session, patient_id: str, route_code: str, lock: bool = False) -> PatientEligibility:

@@ -110,9 +110,7 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_vitals", idempotency_key, session_id, given)
             if claim.replayed:
-                record = self._session(uow.session, session_id)
-                self._audit(uow, record.patient_id, "vitals_replayed", record.session_id)
-                return claim.answer
+                return self._replayed_on_session(uow, claim, session_id, "vitals")
             record = self._session_for(uow.session, session_id, "record")
             appointment = self._appointment(uow.session, record.appointment_id)
             reading = self._add_reading(uow, record, appointment, given.model_dump(exclude={"recorded_at"}),
@@ -140,9 +138,7 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "record_side_effect", idempotency_key, session_id, given)
             if claim.replayed:
-                record = self._session(uow.session, session_id)
-                self._audit(uow, record.patient_id, "side_effect_replayed", record.session_id)
-                return claim.answer
+                return self._replayed_on_session(uow, claim, session_id, "side_effect")
             record = self._session_for(uow.session, session_id, "record")
             entry = SideEffect(session_id=record.session_id, effect=given.effect, severity=given.severity,
                                serious=given.serious, intervention=given.intervention, recorded_at=recorded_at,
@@ -175,9 +171,7 @@ class SessionRecords(Chart):
         with self.db.unit_of_work() as uow:
             claim = idempotency.claim(uow, "add_addendum", idempotency_key, session_id, given)
             if claim.replayed:
-                record = self._session(uow.session, session_id)
-                self._audit(uow, record.patient_id, "addendum_replayed", record.session_id)
-                return claim.answer
+                return self._replayed_on_session(uow, claim, session_id, "addendum")
             record = self._session(uow.session, session_id, lock=True)
             if not record.signed_at:
                 raise Conflict("the record is not signed yet: change it directly instead of adding an addendum")
