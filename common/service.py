@@ -84,6 +84,20 @@ def json_response(status: int, body, content_type: str = "application/json") -> 
     return Response(json.dumps(body), status=status, mimetype=content_type)
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(status: int, title: str, detail: str, code: str, headers: dict | None = None,
+                     **extra) -> Response:
+    """An RFC 9457 problem answer, the one shape of every HTTP error the
+    clinic gives (the gateway's and a service's own routes alike)."""
+    response = json_response(status, {"type": f"https://clinic.invalid/problems/{code}", "title": title,
+                                      "status": status, "detail": detail, "code": code, **extra},
+                             content_type=PROBLEM_JSON)
+    response.headers.update(headers or {})
+    return response
+
+
 def broker_reachable(amqp_uri: str, timeout: float = 2.0) -> bool:
     try:
         with Connection(amqp_uri, connect_timeout=timeout) as connection:

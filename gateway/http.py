@@ -21,12 +21,12 @@ from common.broker import RpcProxy
 from common.engines import Timeouts
 from common.etag import etag, parse_if_match
 from common.errors import ClinicError, ERRORS_BY_NAME, Forbidden, ServiceUnavailable, ValidationFailed
+from common.service import PROBLEM_JSON, json_response, problem_response
 from common.validation import control_character_errors
 from gateway.signin import ROLES, StaffUser, Unauthorized, cors_origins, parse_tokens  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # How long a route waits for the owning service before answering 503
 # (GATEWAY_RPC_TIMEOUT). Longer than a service's own database budget
 # (DATABASE_CONNECT_TIMEOUT + DATABASE_STATEMENT_TIMEOUT), so a service that
@@ -79,17 +79,20 @@ class MethodNotAllowed(ClinicError):
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra) -> Response:
-    body = {"type": f"https://clinic.invalid/problems/{code}", "title": title,
-            "status": status, "detail": detail, "code": code, **extra}
-    return _problem_response(status, body)
+    return problem_response(status, title, detail, code, _problem_headers(status), **extra)
+
+
+def _problem_headers(status: int) -> dict:
+    if status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="clinic"'}
+    if status == 503:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
 
 
 def _problem_response(status: int, body: dict) -> Response:
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="clinic"'
-    if status == 503:
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers.update(_problem_headers(status))
     return response
 
 
@@ -119,10 +122,6 @@ def problem_from(exc: Exception) -> Response:
         return _problem_response(exc.http_status, exc.to_problem())
     log.exception("gateway route failed")
     return problem(500, "Internal error", "the request could not be completed", "internal_error")
-
-
-def json_response(status: int, body) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 FHIR_JSON = "application/fhir+json"

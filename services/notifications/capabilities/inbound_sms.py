@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from common.database import insert_ignoring_duplicates
 from common.engines import is_outage
 from common.events import utcnow
-from common.service import json_response
+from common.service import json_response, problem_response as problem
 from common.validation import validation_failed
 from services.notifications import events, two_way_sms
 from services.notifications.capabilities.messages_owed import MessagesOwed
@@ -31,7 +31,6 @@ from services.notifications.two_way_sms import Keyword
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # Who the audit trail names for what a patient does by text.
 PATIENT_BY_SMS = "patient (sms)"
 REPLIES = {Keyword.STOP: Kind.SMS_OPT_OUT_CONFIRMATION, Keyword.START: Kind.SMS_OPT_IN_CONFIRMATION,
@@ -45,13 +44,6 @@ class InboundCause:
     """What a reply is queued for, where an event handler has its event."""
 
     event_id: str
-
-
-def problem(status: int, title: str, detail: str, code: str, headers: dict | None = None, **extra):
-    response = json_response(status, {"type": f"https://clinic.invalid/problems/{code}", "title": title,
-                                      "status": status, "detail": detail, **extra}, content_type=PROBLEM_JSON)
-    response.headers.update(headers or {})
-    return response
 
 
 class InboundSmsWebhook(MessagesOwed):
