@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.net import free_port
+from tests.support.net import steady_port
 
 RABBIT_BIN = Path(os.environ.get("RABBITMQ_BIN_DIR", "/usr/lib/rabbitmq/bin"))
 # rabbitmqctl opens a distribution port of its own in 35672-35682 (the
@@ -36,11 +36,9 @@ def rabbitmq_available() -> bool:
 
 
 def node_port(taken: set[int]) -> int:
-    while True:
-        port = free_port()
-        if port not in CLI_DIST_PORTS and port not in taken:
-            taken.add(port)
-            return port
+    port = steady_port(taken | set(CLI_DIST_PORTS))
+    taken.add(port)
+    return port
 
 
 class RabbitNode:
