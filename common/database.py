@@ -92,6 +92,9 @@ class ServiceDatabase:
         self._context = context
         self._caller_waiting = caller_waiting
         self._deadline_at = time.monotonic() + provider.timeouts.budget if caller_waiting else None
+        # Events an RPC worker has committed, published once its caller has
+        # the answer (``Database.worker_result``).
+        self._committed_unpublished: list[dict] = []
 
     @property
     def correlation_id(self) -> str:
@@ -111,7 +114,12 @@ class ServiceDatabase:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         """Commit on success, roll back on any error; then publish the
-        events just committed (the relay covers a failed publish)."""
+        events just committed (the relay covers a failed publish). In an
+        RPC worker they are published after the answer has left: the caller
+        does not wait for the broker's confirm and the rows' "sent" mark,
+        and nothing can be lost meanwhile, because the rows are committed
+        and claimed for a while only (``outbox.CLAIM_SECONDS``), then the
+        relay's."""
         session = self._provider.session_factory()
         uow = UnitOfWork(session, self._provider.service_name, self.correlation_id, self.actor)
         committing = False
@@ -136,7 +144,10 @@ class ServiceDatabase:
             raise
         finally:
             session.close()
-        self.publish(uow.emitted)
+        if self._caller_waiting:
+            self._committed_unpublished.extend(uow.emitted)
+        else:
+            self.publish(uow.emitted)
 
     @contextmanager
     def audited_read(self) -> Iterator[UnitOfWork]:
@@ -188,6 +199,10 @@ class ServiceDatabase:
                 "saved, so check before repeating it") from exc
         raise ServiceUnavailable(
             "the service's database is unavailable; nothing was saved, try again shortly") from exc
+
+    def publish_after_answer(self) -> None:
+        bodies, self._committed_unpublished = self._committed_unpublished, []
+        self.publish(bodies)
 
     def publish(self, bodies: list[dict]) -> None:
         """Publish the events just committed (``UnitOfWork.emitted``)."""
@@ -243,6 +258,7 @@ class Database(DependencyProvider):
         self.reading_session_factory = sessionmaker(self.reading_engine, class_=FirstStatementRetryingSession,
                                                     expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
+        self._answering: dict = {}
 
     def stop(self):
         self.engine.dispose()
@@ -258,7 +274,19 @@ class Database(DependencyProvider):
         self.publisher.close()
 
     def get_dependency(self, worker_ctx):
-        return ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))
+        database = ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))
+        if database._caller_waiting:
+            self._answering[worker_ctx] = database
+        return database
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # nameko calls this after the entrypoint has sent the RPC reply.
+        database = self._answering.pop(worker_ctx, None)
+        if database is not None:
+            database.publish_after_answer()
+
+    def worker_teardown(self, worker_ctx):
+        self._answering.pop(worker_ctx, None)
 
 
 def insert_ignoring_duplicates(executor: Session | sa.Connection, table: sa.Table, values: dict, *,
