@@ -2,6 +2,9 @@
 suite (``bench/run``) measures beside the clinic's figures.
 
 * ``EchoService``: a nameko RPC that returns its argument;
+* ``AuditedEchoService``: the same, after writing one row to PostgreSQL and
+  waiting for its commit to be durable: the least an audited read can cost
+  (issue 12's rule 3: no answer without its audit row, even after a crash);
 * ``HttpFloor``: a nameko ``@http`` ping, and an ``@http`` handler that
   calls the echo RPC (the least any gateway route can cost);
 * ``python bench/floors.py kombu-echo AMQP_URI``: a bare kombu replier;
@@ -12,11 +15,13 @@ Nothing of the clinic is imported here.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
 
 from kombu import Connection, Exchange, Producer, Queue
+from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 from nameko.web.handlers import http
 
@@ -28,6 +33,43 @@ class EchoService:
 
     @rpc
     def echo(self, value):
+        return value
+
+
+class DurableRow(DependencyProvider):
+    """One autocommit psycopg2 connection to ``BENCH_AUDIT_DATABASE_URL``,
+    waiting cooperatively (the service runs under eventlet)."""
+
+    def setup(self):
+        import psycopg2
+        import psycopg2.extensions
+        import psycopg2.extras
+
+        psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+        self.connection = psycopg2.connect(os.environ["BENCH_AUDIT_DATABASE_URL"])
+        self.connection.autocommit = True
+        with self.connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS bench_access (id bigserial PRIMARY KEY, "
+                           "record_id text NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+
+    def stop(self):
+        self.connection.close()
+
+    def get_dependency(self, worker_ctx):
+        def write(record_id: str) -> None:
+            with self.connection.cursor() as cursor:
+                cursor.execute("INSERT INTO bench_access (record_id) VALUES (%s)", (record_id,))
+        return write
+
+
+class AuditedEchoService:
+    name = "bench_audited_echo"
+
+    write_row = DurableRow()
+
+    @rpc
+    def echo(self, value):
+        self.write_row(value)
         return value
 
 

@@ -72,13 +72,15 @@ class Bench:
         self.processes: list[subprocess.Popen] = []
         self.logs = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
 
-    def database(self, service: str) -> str:
-        name = f"clinic_bench_{service}_{uuid.uuid4().hex[:8]}"
+    def database(self, service: str | None) -> str:
+        """A new database, with ``service``'s tables (none without one)."""
+        name = f"clinic_bench_{service or 'floor'}_{uuid.uuid4().hex[:8]}"
         with self.admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         self.databases.append(name)
         url = POSTGRES.rsplit("/", 1)[0] + "/" + name
-        upgrade(service, url)
+        if service:
+            upgrade(service, url)
         return url
 
     def start(self, name: str, command: list[str], env: dict) -> None:
@@ -91,9 +93,9 @@ class Bench:
         self.start(service, [sys.executable, "-m", "cli", "run", service],
                    {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", **env})
 
-    def nameko(self, name: str, target: str, port: int) -> None:
+    def nameko(self, name: str, target: str, port: int, **env) -> None:
         self.start(name, [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), target],
-                   {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
+                   {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", **env})
 
     def close(self) -> None:
         for process in self.processes:
@@ -232,9 +234,12 @@ def measure(amqp_uri: str, rounds: int, scale: float, only: str | None = None) -
         intake_url = bench.database("intake")
         billing_url = bench.database("billing")
         sessions_url = bench.database("sessions")
-        ports = {name: free_port() for name in ("intake", "sessions", "billing", "gateway", "echo", "http")}
+        ports = {name: free_port() for name in ("intake", "sessions", "billing", "gateway", "echo", "audited_echo",
+                                          "http")}
         bench.start("kombu-echo", [sys.executable, str(ROOT / "bench" / "floors.py"), "kombu-echo", amqp_uri], {})
         bench.nameko("echo", "floors:EchoService", ports["echo"])
+        bench.nameko("audited-echo", "floors:AuditedEchoService", ports["audited_echo"],
+                     BENCH_AUDIT_DATABASE_URL=bench.database(None).replace("+psycopg2", ""))
         bench.nameko("http", "floors:HttpFloor", ports["http"])
         bench.clinic("intake", ports["intake"], INTAKE_DATABASE_URL=intake_url)
         bench.clinic("sessions", ports["sessions"], SESSIONS_DATABASE_URL=sessions_url)
@@ -272,6 +277,7 @@ def measure(amqp_uri: str, rounds: int, scale: float, only: str | None = None) -
                 cluster.billing.get_invoice(invoice_id)
                 cluster.sessions.get_session(session_id)
                 cluster.bench_echo.echo("x")
+                cluster.bench_audited_echo.echo("x")
                 kombu.call("x")
             for round_number in range(rounds):
                 print(f"  round {round_number + 1}/{rounds}", file=sys.stderr)
@@ -290,6 +296,9 @@ def measure(amqp_uri: str, rounds: int, scale: float, only: str | None = None) -
                 echo_third = call_latency(lambda i: cluster.bench_echo.echo(session_id), n_rpc)
                 figures.add("RPC `sessions.get_session`, median", session, echo_third, "ms", "≤1.5×")
                 figures.add("nameko echo RPC vs bare kombu request/reply, median", echo, bare, "ms")
+                audited = call_latency(lambda i: cluster.bench_audited_echo.echo(patient_ids[i % 20]), n_rpc)
+                figures.add("echo RPC that first writes one row durably vs echo RPC, median", audited, echo, "ms")
+                figures.add("RPC `intake.get_patient` vs that durable-row echo, median", read, audited, "ms")
                 # Gateway read, concurrency 10
                 gateway = http_load(ports["gateway"], "GET", lambda i: f"/api/v1/patients/{patient_ids[i % 20]}",
                                     n_http, 10)
