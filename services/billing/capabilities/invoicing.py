@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from common import idempotency
 from common.database import insert_ignoring_duplicates
@@ -14,6 +15,7 @@ from common.etag import check_if_match
 from common.errors import NotFound, ValidationFailed, field_error
 from common.events import utcnow
 from common.handlers import rpc
+from common.nested import Related
 from common.service import configured_timer
 from common.validation import parse, require_id
 from services.billing import domain, events, fhir, schemas
@@ -27,13 +29,20 @@ log = logging.getLogger(__name__)
 OVERDUE_BATCH = 200
 
 
+# An invoice's lines, in the order ``Invoice.lines`` loads them.
+INVOICE_LINES = Related(InvoiceLine, InvoiceLine.invoice_id, Invoice.invoice_id, *Invoice.lines.property.order_by)
+
+
 def _audited_invoice_read() -> sa.Select:
-    """On PostgreSQL, an invoice and the audit row of its read in one
-    statement."""
+    """On PostgreSQL, an invoice, its lines, everything its detail shows and
+    the audit row of its read, in one statement."""
     invoices = Invoice.__table__
     found = (sa.select(invoices.c.invoice_id, invoices.c.patient_id)
              .where(invoices.c.invoice_id == sa.bindparam("invoice_id")).cte("found"))
-    return (sa.select(Invoice).where(Invoice.invoice_id == sa.bindparam("invoice_id"))
+    return (sa.select(Invoice, INVOICE_LINES.nested("lines"), *schemas.INVOICE_PARTS.nested())
+            # The lines come nested, not by a query of their own.
+            .options(sa.orm.lazyload(Invoice.lines))
+            .where(Invoice.invoice_id == sa.bindparam("invoice_id"))
             .add_cte(RecordAccess.along(found, "read_invoice")))
 
 
@@ -115,13 +124,17 @@ class Invoicing(Ledger):
             if uow.session.get_bind().dialect.name != "postgresql":
                 invoice = self._find(uow.session, Invoice, Invoice.invoice_id, invoice_id, "invoice")
                 RecordAccess.record(uow, invoice.patient_id, "read_invoice")
-            else:  # the invoice and its audit row in one statement
-                invoice = uow.session.execute(AUDITED_INVOICE_READ, {
-                    "invoice_id": require_id(invoice_id, "invoice_id"), **RecordAccess.along_parameters(uow)
-                }).scalar_one_or_none()
-                if invoice is None:
-                    raise NotFound(f"no invoice {invoice_id}")
-            return schemas.invoice_detail(uow.session, invoice)
+                return schemas.invoice_detail(uow.session, invoice)
+            # The invoice, its lines, payments and refunds and its audit row
+            # in one statement.
+            row = uow.session.execute(AUDITED_INVOICE_READ, {
+                "invoice_id": require_id(invoice_id, "invoice_id"), **RecordAccess.along_parameters(uow)
+            }).first()
+            if row is None:
+                raise NotFound(f"no invoice {invoice_id}")
+            # As if loaded with the invoice: not a change to it.
+            set_committed_value(row.Invoice, "lines", INVOICE_LINES.unpack(row.lines))
+            return schemas.invoice_view(row.Invoice, **schemas.INVOICE_PARTS.unpack(row))
 
     @rpc
     def export_fhir_invoice(self, invoice_id):

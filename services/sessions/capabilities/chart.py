@@ -14,6 +14,7 @@ from common.etag import check_if_match
 from common.database import ServiceDatabase
 from common.errors import Conflict, Forbidden, NotFound, field_error
 from common.events import as_utc, iso, utcnow
+from common.nested import Parts, Related
 from common.validation import require_id
 from services.sessions import domain, schemas
 from services.sessions.domain import AppointmentStatus, SessionStatus
@@ -22,13 +23,30 @@ from services.sessions.models import (
     TreatmentPlan, VitalsReading,
 )
 
+# What a session record's view shows besides the record, each list in the
+# order the view shows it: read by a query each, or on PostgreSQL nested
+# into the statement that reads the record.
+SESSION_PARTS = Parts(
+    readings=Related(VitalsReading, VitalsReading.session_id, SessionRecord.session_id,
+                     VitalsReading.recorded_at, VitalsReading.reading_id),
+    effects=Related(SideEffect, SideEffect.session_id, SessionRecord.session_id,
+                    SideEffect.recorded_at, SideEffect.side_effect_id),
+    addenda=Related(Addendum, Addendum.session_id, SessionRecord.session_id,
+                    Addendum.written_at, Addendum.addendum_id),
+    form=Related(MonitoringForm, MonitoringForm.session_id, SessionRecord.session_id, one=True),
+    # Its pre-visit confirmation, by the patient's reply.
+    appointment=Related(Appointment, Appointment.appointment_id, SessionRecord.appointment_id, one=True),
+)
+
+
 def _audited_session_read() -> sa.Select:
-    """On PostgreSQL, a session record and its audit row (a read of it) in
-    one statement."""
+    """On PostgreSQL, a session record, everything its view shows and the
+    audit row of its read, in one statement."""
     records = SessionRecord.__table__
     found = (sa.select(records.c.session_id, records.c.patient_id)
              .where(records.c.session_id == sa.bindparam("session_id")).cte("found"))
-    return (sa.select(SessionRecord).where(SessionRecord.session_id == sa.bindparam("session_id"))
+    return (sa.select(SessionRecord, *SESSION_PARTS.nested())
+            .where(SessionRecord.session_id == sa.bindparam("session_id"))
             .add_cte(RecordAccess.along(found, "session_read", subject_id=found.c.session_id)))
 
 
@@ -104,19 +122,20 @@ class Chart:
             raise NotFound(f"no session {session_id}")
         return record
 
-    def _read_session(self, uow, session_id) -> SessionRecord:
-        """The session record, its read audited: on PostgreSQL by the
-        statement that reads it (one round trip less)."""
+    def _read_session_view(self, uow, session_id) -> dict:
+        """The session record's view, its read audited: on PostgreSQL the
+        record, its parts and the audit row in one statement (six
+        elsewhere)."""
         require_id(session_id, "session_id")
         if uow.session.get_bind().dialect.name != "postgresql":
             record = self._session(uow.session, session_id)
             self._audit(uow, record.patient_id, "session_read", record.session_id)
-            return record
-        record = uow.session.execute(AUDITED_SESSION_READ, {"session_id": session_id,
-                                                            **RecordAccess.along_parameters(uow)}).scalar_one_or_none()
-        if record is None:
+            return self._session_view(uow.session, record)
+        row = uow.session.execute(AUDITED_SESSION_READ, {"session_id": session_id,
+                                                         **RecordAccess.along_parameters(uow)}).first()
+        if row is None:
             raise NotFound(f"no session {session_id}")
-        return record
+        return schemas.session_view(row.SessionRecord, **SESSION_PARTS.unpack(row))
 
     def _session_for(self, session, session_id, move: str, if_match=None) -> SessionRecord:
         """The session record, locked, once ``move`` is allowed on it (not on
@@ -129,21 +148,12 @@ class Chart:
         return record
 
     def _readings(self, session, record: SessionRecord) -> list[VitalsReading]:
-        return list(session.execute(sa.select(VitalsReading).where(VitalsReading.session_id == record.session_id)
-                                    .order_by(VitalsReading.recorded_at, VitalsReading.reading_id)).scalars())
+        return SESSION_PARTS["readings"].load(session, record)
 
     # -------------------------------------------------------------- views
 
     def _session_view(self, session, record: SessionRecord) -> dict:
-        readings = self._readings(session, record)
-        effects = session.execute(sa.select(SideEffect).where(SideEffect.session_id == record.session_id)
-                                  .order_by(SideEffect.recorded_at)).scalars()
-        addenda = session.execute(sa.select(Addendum).where(Addendum.session_id == record.session_id)
-                                  .order_by(Addendum.written_at)).scalars()
-        form = session.execute(sa.select(MonitoringForm).where(
-            MonitoringForm.session_id == record.session_id)).scalar_one_or_none()
-        return schemas.session_view(record, readings, effects, addenda, form,
-                                    session.get(Appointment, record.appointment_id))
+        return schemas.session_view(record, **SESSION_PARTS.load(session, record))
 
     def _course_summary(self, session, plan: TreatmentPlan) -> dict:
         # Response and remission are PHQ-9's alone; GAD-7 is in the series beside it.

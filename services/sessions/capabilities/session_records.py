@@ -184,7 +184,7 @@ class SessionRecords(Chart):
     @rpc
     def get_session(self, session_id):
         with self.db.audited_read() as uow:
-            return self._session_view(uow.session, self._read_session(uow, session_id))
+            return self._read_session_view(uow, session_id)
 
     @rpc
     def export_fhir(self, session_id):
