@@ -3,6 +3,7 @@ in which chain of requests. Every service that holds patient records keeps
 a ``record_access`` table of this shape in its own database."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,6 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from common.events import iso, utcnow
 
 UNIDENTIFIED = "rpc:unidentified"
+
+
+@functools.cache
+def _insert_into(table: sa.Table) -> sa.Insert:
+    # One statement object per table, its values bound at each call: it is
+    # then compiled once, and its cache key computed once.
+    return table.insert()
 
 
 class RecordAccessMixin:
@@ -30,9 +38,9 @@ class RecordAccessMixin:
         """Written in the caller's unit of work: no access without its entry.
         One plain INSERT, sent now: nothing is read back, and no object is
         left for the session to track on every read of a record."""
-        uow.session.execute(sa.insert(cls.__table__).values(
-            patient_id=patient_id, actor=uow.actor or UNIDENTIFIED, action=action,
-            correlation_id=uow.correlation_id, at=utcnow(), **details))
+        uow.session.execute(_insert_into(cls.__table__), {
+            "patient_id": patient_id, "actor": uow.actor or UNIDENTIFIED, "action": action,
+            "correlation_id": uow.correlation_id, "at": utcnow(), **details})
 
     @classmethod
     def along(cls, found: sa.CTE, action: str, **details: sa.ColumnElement) -> sa.CTE:

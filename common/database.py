@@ -2,6 +2,7 @@
 worker a unit of work that commits state and outgoing events together."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -295,7 +296,13 @@ def insert_ignoring_duplicates(executor: Session | sa.Connection, table: sa.Tabl
     the database, not a prior SELECT, decides which of two racing writers
     (replicas, redeliveries) was first. True if this call added the row."""
     bind = executor.get_bind() if isinstance(executor, Session) else executor
-    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
-    columns = [unique] if isinstance(unique, str) else list(unique)
-    result = executor.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=columns))
+    columns = (unique,) if isinstance(unique, str) else tuple(unique)
+    result = executor.execute(_insert_ignoring(bind.dialect.name, table, columns), values)
     return result.rowcount == 1
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> sa.Insert:
+    # Built once per table: its values are bound at each call.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique))

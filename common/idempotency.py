@@ -33,8 +33,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects import postgresql, sqlite
 
+from common.database import insert_ignoring_duplicates
 from common.errors import ValidationFailed, field_error
 from common.events import utcnow
 
@@ -80,6 +80,12 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# Built once, its values bound at each call (see ``common.outbox``).
+_REMEMBER = (idempotency_keys.update()
+             .where(*(idempotency_keys.c[name] == sa.bindparam(f"key_{name}") for name in ("scope", "operation", "key")))
+             .values(answer=sa.bindparam("answer", type_=sa.JSON)))
+
+
 @dataclass
 class Claim:
     """What ``claim`` found. ``replayed`` is True when ``answer`` is the
@@ -99,11 +105,8 @@ class Claim:
         """Store the entrypoint's answer with the key, in its transaction,
         and hand the answer back (``return claim.remember(view)``)."""
         if self.row_key is not None and not self.replayed:
-            self.session.execute(
-                idempotency_keys.update()
-                .where(*(idempotency_keys.c[name] == value for name, value in self.row_key.items()))
-                .values(answer=answer)
-            )
+            self.session.execute(_REMEMBER, {**{f"key_{name}": value for name, value in self.row_key.items()},
+                                             "answer": answer})
         return answer
 
 
@@ -120,12 +123,9 @@ def claim(uow, operation: str, key, *request: Any) -> Claim:
         return Claim(session, None)
     row_key = {"scope": (uow.actor or "")[:SCOPE_MAX], "operation": operation, "key": key}
     wanted = fingerprint(*request)
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(idempotency_keys)
-    inserted = session.execute(
-        insert.values(**row_key, fingerprint=wanted, answer=None, created_at=utcnow())
-        .on_conflict_do_nothing()
-    ).rowcount
+    inserted = insert_ignoring_duplicates(session, idempotency_keys,
+                                          {**row_key, "fingerprint": wanted, "answer": None, "created_at": utcnow()},
+                                          unique=("scope", "operation", "key"))
     if inserted:
         return Claim(session, row_key)
     # A committed row (on PostgreSQL the insert above waited for a twin still
