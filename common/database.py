@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
@@ -306,3 +306,32 @@ def _insert_ignoring(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> 
     # Built once per table: its values are bound at each call.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(unique))
+
+
+def upsert_if_newer(session: Session, table: sa.Table, values: dict, *, key: str, as_of: str,
+                    keep_when_missing: tuple[str, ...] = (), on_insert: dict | None = None,
+                    also_set: Callable[[Any], dict] | None = None) -> None:
+    """A service's copy of another's facts (a read model kept from events),
+    written in one statement: the row is inserted, or updated when these
+    facts are newer than the ones it holds (``values[as_of]`` later than its
+    ``as_of`` column), else left as it is. Nothing is read or locked first:
+    ``INSERT … ON CONFLICT DO UPDATE … WHERE`` lets the database order two
+    events about one record racing, and an older event arriving late never
+    overwrites a newer one.
+
+    ``keep_when_missing``: columns whose stored value stays when the event
+    has none; ``on_insert``: values of a new row only; ``also_set(excluded)``:
+    further assignments of the update, as expressions over the stored row
+    and ``excluded`` (the proposed one)."""
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(
+        **(on_insert or {}), **values)
+    excluded = statement.excluded
+    assignments = {name: sa.func.coalesce(excluded[name], table.c[name]) if name in keep_when_missing
+                   else excluded[name] for name in values if name != key}
+    if also_set is not None:
+        assignments.update(also_set(excluded))
+    stored_as_of = table.c[as_of]
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[key], set_=assignments,
+        where=sa.or_(stored_as_of.is_(None), stored_as_of < excluded[as_of])))

@@ -14,7 +14,7 @@ from services.billing.service import BillingService
 from services.intake.service import IntakeService
 from services.sessions.service import SessionsService
 
-from tests.support.billing import completed_session, new_id, publish, wait_until
+from tests.support.billing import completed_session, new_id, publish, registered_patient, wait_until
 from tests.support.calls import as_staff
 from tests.support.events import publish_event
 from tests.support.intake import PATIENT
@@ -31,6 +31,7 @@ class Statements:
         self.engine = database.engine
         self.reading_engine = database.reading_engine
         self.sent: list[str] = []
+        self.full: list[str] = []
         # BEGIN and COMMIT are not cursor statements; counted apart. The
         # reading engine's connections are in autocommit: their "commits"
         # send nothing.
@@ -49,6 +50,7 @@ class Statements:
 
     def _record(self, _conn, _cursor, statement, _params, _context, _executemany):
         self.sent.append(" ".join(statement.split())[:60])
+        self.full.append(statement)
 
     def _committed(self, _conn):
         self.transactions += 1
@@ -60,6 +62,7 @@ class Statements:
 
     def clear(self):
         self.sent.clear()
+        self.full.clear()
         self.transactions = 0
 
 
@@ -175,6 +178,24 @@ def test_a_completed_session_is_charged_in_few_statements(start_service, databas
         assert statements.sent[0].startswith("INSERT INTO processed_events")
         assert sum(sent.startswith("INSERT INTO charges") for sent in statements.sent) == 1
         assert charged(patient_id) >= 2
+
+
+@pytest.mark.parametrize("service_cls, copy_table", [(SessionsService, "patient_eligibility"),
+                                                     (BillingService, "patients")])
+def test_a_registered_patient_is_copied_by_its_claim_and_one_upsert(start_service, service_cls, copy_table):
+    container = start_service(service_cls, OUTBOX_RELAY_INTERVAL=3600)
+    statements = Statements(container)
+    for _ in range(2):
+        statements.clear()
+        with entrypoint_waiter(container, "on_patient_registered", timeout=10):
+            publish(container.config, "intake", "patient.registered", registered_patient(new_id()))
+        # The event's claim, then the copy inserted or, if newer, updated:
+        # nothing read or locked first.
+        assert [" ".join(sent.split()[:3]) for sent in statements.sent] == [
+            "INSERT INTO processed_events", f"INSERT INTO {copy_table}"
+        ], statements.sent
+        assert "ON CONFLICT" in statements.full[-1]
+        assert statements.transactions == 1
 
 
 def test_reading_an_invoice_is_one_statement_with_its_audit_row(start_service, databases):

@@ -3,12 +3,14 @@ superbill (name, date of birth, MRN, diagnosis codes), and the audit trail
 of who read or changed a patient's billing record."""
 from __future__ import annotations
 
-from common.events import as_utc
+import sqlalchemy as sa
+
+from common.database import upsert_if_newer
 from common.handlers import consumes, rpc
 from common.validation import paging, require_id
 from services.intake.events import PatientRegistered, PatientUpdated
-from services.billing.capabilities.ledger import NEVER, Ledger
-from services.billing.models import RecordAccess
+from services.billing.capabilities.ledger import Ledger
+from services.billing.models import BillingPatient, RecordAccess
 
 
 class Patients(Ledger):
@@ -29,13 +31,17 @@ class Patients(Ledger):
 
     def _remember_patient(self, session, event) -> None:
         facts = event.data
-        record = self._patient_copy(session, facts.patient_id)
-        if as_utc(record.facts_as_of) >= event.occurred_at:
-            return  # an older fact arriving late
-        record.mrn = facts.mrn or record.mrn
-        record.given_name, record.family_name = facts.given_name, facts.family_name
-        record.date_of_birth = facts.date_of_birth
-        record.facts_as_of = event.occurred_at
-        if as_utc(record.diagnoses_as_of or NEVER) < event.occurred_at:
-            record.diagnosis_codes = [code.upper() for code in facts.diagnosis_codes]
-            record.diagnoses_as_of = event.occurred_at
+        patients = BillingPatient.__table__
+
+        def diagnoses_unless_newer_stored(excluded) -> dict:
+            # The diagnoses may also come from a later fact than these details.
+            older = sa.or_(patients.c.diagnoses_as_of.is_(None), patients.c.diagnoses_as_of < excluded.facts_as_of)
+            return {"diagnosis_codes": sa.case((older, excluded.diagnosis_codes), else_=patients.c.diagnosis_codes),
+                    "diagnoses_as_of": sa.case((older, excluded.facts_as_of), else_=patients.c.diagnoses_as_of)}
+
+        upsert_if_newer(session, patients, {
+            "patient_id": facts.patient_id, "mrn": facts.mrn or None, "given_name": facts.given_name,
+            "family_name": facts.family_name, "date_of_birth": facts.date_of_birth,
+            "facts_as_of": event.occurred_at, "diagnosis_codes": [code.upper() for code in facts.diagnosis_codes],
+            "diagnoses_as_of": event.occurred_at,
+        }, key="patient_id", as_of="facts_as_of", keep_when_missing=("mrn",), also_set=diagnoses_unless_newer_stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from common.database import upsert_if_newer
 from common.errors import NotFound
 from common.events import as_utc
 from common.handlers import consumes, rpc
@@ -72,13 +73,11 @@ class Eligibility(Chart):
 
     def _apply_patient_details(self, uow, event):
         facts = event.data
-        row = self._eligibility_row(uow.session, facts.patient_id, lock=True)
-        if newer(event.occurred_at, row.details_as_of):
-            row.mrn = facts.mrn or row.mrn
-            row.given_name = facts.given_name
-            row.family_name = facts.family_name
-            row.time_zone = facts.time_zone
-            row.details_as_of = event.occurred_at
+        upsert_if_newer(uow.session, PatientEligibility.__table__, {
+            "patient_id": facts.patient_id, "mrn": facts.mrn or None, "given_name": facts.given_name,
+            "family_name": facts.family_name, "time_zone": facts.time_zone, "details_as_of": event.occurred_at,
+        }, key="patient_id", as_of="details_as_of", keep_when_missing=("mrn",),
+            on_insert={"intake_status": "unknown", "treatment_consent": "unknown"})
 
     def _eligibility_row(self, session, patient_id: str, lock: bool = False) -> PatientEligibility:
         row = session.get(PatientEligibility, patient_id, with_for_update=lock or None)
