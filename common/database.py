@@ -322,16 +322,25 @@ def upsert_if_newer(session: Session, table: sa.Table, values: dict, *, key: str
     ``keep_when_missing``: columns whose stored value stays when the event
     has none; ``on_insert``: values of a new row only; ``also_set(excluded)``:
     further assignments of the update, as expressions over the stored row
-    and ``excluded`` (the proposed one)."""
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(
-        **(on_insert or {}), **values)
-    excluded = statement.excluded
+    and ``excluded`` (the proposed one). Give a module-level function: the
+    statement is built once for each shape of call and then only its values
+    are bound."""
+    on_insert = on_insert or {}
+    statement = _upsert_if_newer(session.get_bind().dialect.name, table, tuple(values), tuple(on_insert), key,
+                                 as_of, tuple(keep_when_missing), also_set)
+    session.execute(statement, {**on_insert, **values})
+
+
+@functools.cache
+def _upsert_if_newer(dialect: str, table: sa.Table, columns: tuple[str, ...], inserted_only: tuple[str, ...],
+                     key: str, as_of: str, keep_when_missing: tuple[str, ...], also_set) -> sa.Insert:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(
+        {name: sa.bindparam(name, type_=table.c[name].type) for name in inserted_only + columns})
+    excluded = insert.excluded
     assignments = {name: sa.func.coalesce(excluded[name], table.c[name]) if name in keep_when_missing
-                   else excluded[name] for name in values if name != key}
+                   else excluded[name] for name in columns if name != key}
     if also_set is not None:
         assignments.update(also_set(excluded))
     stored_as_of = table.c[as_of]
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[key], set_=assignments,
-        where=sa.or_(stored_as_of.is_(None), stored_as_of < excluded[as_of])))
+    return insert.on_conflict_do_update(index_elements=[key], set_=assignments,
+                                        where=sa.or_(stored_as_of.is_(None), stored_as_of < excluded[as_of]))

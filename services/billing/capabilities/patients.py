@@ -31,17 +31,17 @@ class Patients(Ledger):
 
     def _remember_patient(self, session, event) -> None:
         facts = event.data
-        patients = BillingPatient.__table__
-
-        def diagnoses_unless_newer_stored(excluded) -> dict:
-            # The diagnoses may also come from a later fact than these details.
-            older = sa.or_(patients.c.diagnoses_as_of.is_(None), patients.c.diagnoses_as_of < excluded.facts_as_of)
-            return {"diagnosis_codes": sa.case((older, excluded.diagnosis_codes), else_=patients.c.diagnosis_codes),
-                    "diagnoses_as_of": sa.case((older, excluded.facts_as_of), else_=patients.c.diagnoses_as_of)}
-
-        upsert_if_newer(session, patients, {
+        upsert_if_newer(session, BillingPatient.__table__, {
             "patient_id": facts.patient_id, "mrn": facts.mrn or None, "given_name": facts.given_name,
             "family_name": facts.family_name, "date_of_birth": facts.date_of_birth,
             "facts_as_of": event.occurred_at, "diagnosis_codes": [code.upper() for code in facts.diagnosis_codes],
             "diagnoses_as_of": event.occurred_at,
-        }, key="patient_id", as_of="facts_as_of", keep_when_missing=("mrn",), also_set=diagnoses_unless_newer_stored)
+        }, key="patient_id", as_of="facts_as_of", keep_when_missing=("mrn",), also_set=_diagnoses_unless_newer_stored)
+
+
+def _diagnoses_unless_newer_stored(excluded) -> dict:
+    # The stored diagnoses may come from a later fact than these details.
+    patients = BillingPatient.__table__
+    older = sa.or_(patients.c.diagnoses_as_of.is_(None), patients.c.diagnoses_as_of < excluded.facts_as_of)
+    return {"diagnosis_codes": sa.case((older, excluded.diagnosis_codes), else_=patients.c.diagnosis_codes),
+            "diagnoses_as_of": sa.case((older, excluded.facts_as_of), else_=patients.c.diagnoses_as_of)}
