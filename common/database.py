@@ -9,6 +9,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+import eventlet
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
@@ -23,6 +24,11 @@ from common.errors import ServiceUnavailable
 from common.events import EventData, envelope, utcnow
 
 log = logging.getLogger(__name__)
+
+# How soon a published event's outbox row is marked sent (OUTBOX_MARK_INTERVAL):
+# well within the claim (outbox.CLAIM_SECONDS) that keeps the relay from
+# publishing it again.
+DEFAULT_MARK_INTERVAL_SECONDS = 0.5
 
 
 class UnitOfWork:
@@ -208,14 +214,20 @@ class ServiceDatabase:
     def publish(self, bodies: list[dict]) -> None:
         """Publish the events just committed (``UnitOfWork.emitted``)."""
         try:
-            outbox.publish_committed(self._provider.reading_session_factory, self._provider.publisher, bodies)
+            outbox.publish_committed(self._provider.reading_session_factory, self._provider.publisher, bodies,
+                                     self._provider.sent_marks)
         except Exception:  # the rows are committed; the relay will send them
             log.warning("immediate publish failed; the outbox relay will retry", exc_info=True)
+
+    def flush_sent_marks(self) -> None:
+        self._provider.flush_sent_marks()
 
     def relay(self) -> int:
         return outbox.relay_pending(self._provider.session_factory, self._provider.publisher)
 
     def outbox_backlog(self) -> int:
+        """Events not published yet (the published ones marked first)."""
+        self._provider.flush_sent_marks()
         with self.read() as session:
             return outbox.backlog(session)
 
@@ -259,9 +271,26 @@ class Database(DependencyProvider):
         self.reading_session_factory = sessionmaker(self.reading_engine, class_=FirstStatementRetryingSession,
                                                     expire_on_commit=False)
         self.publisher = outbox.EventPublisher(config["AMQP_URI"], self.service_name, config)
+        self.sent_marks = outbox.SentMarks()
+        self.mark_interval = float(config.get("OUTBOX_MARK_INTERVAL") or DEFAULT_MARK_INTERVAL_SECONDS)
         self._answering: dict = {}
 
+    def start(self):
+        self.container.spawn_managed_thread(self._mark_sent_events, identifier="outbox sent marks")
+
+    def _mark_sent_events(self):
+        while True:
+            eventlet.sleep(self.mark_interval)
+            self.flush_sent_marks()
+
+    def flush_sent_marks(self) -> None:
+        try:
+            self.sent_marks.flush(self.reading_session_factory)
+        except Exception as exc:  # kept for the next try; the claims outlast several
+            log.warning("%s: published events not marked sent yet (%s)", self.service_name, type(exc).__name__)
+
     def stop(self):
+        self.flush_sent_marks()
         self.engine.dispose()
         self.reading_engine.dispose()
         self.publisher.close()

@@ -185,7 +185,41 @@ def add_event(session: Session, body: dict, *, claimed: bool) -> None:
     })
 
 
-def publish_committed(session_factory, publisher: EventPublisher, bodies: list[dict]) -> int:
+class SentMarks:
+    """Events a worker has published whose rows are not marked sent yet:
+    marked a moment later, all with one UPDATE (``flush``), rather than
+    with a write, and a WAL flush, for each. The rows stay claimed
+    meanwhile (``CLAIM_SECONDS``), so no relay takes them. A process that
+    dies before marking them leaves them to the relay once the claim runs
+    out: they are published once more, which consumers, idempotent on
+    ``event_id``, ignore."""
+
+    def __init__(self):
+        self._pending: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, event_ids: list[str]) -> None:
+        self._pending.extend(event_ids)
+
+    def flush(self, session_factory) -> int:
+        # Taken before the write: a greenthread adding marks while it waits
+        # adds them to the next flush.
+        event_ids, self._pending = self._pending, []
+        if not event_ids:
+            return 0
+        try:
+            with session_factory() as session, session.begin():
+                session.execute(_MARK_SENT, {"event_ids": event_ids, "sent_at": utcnow()})
+        except BaseException:
+            self._pending[:0] = event_ids
+            raise
+        return len(event_ids)
+
+
+def publish_committed(session_factory, publisher: EventPublisher, bodies: list[dict],
+                      marks: SentMarks | None = None) -> int:
     """Publish the events a unit of work has just committed, from the
     bodies it still holds, and mark their rows sent; on failure release
     them for the relay. Returns how many were published.
@@ -193,11 +227,12 @@ def publish_committed(session_factory, publisher: EventPublisher, bodies: list[d
     Nothing is read back first: the rows were written claimed
     (``add_event(claimed=True)``), so no relay takes them in the meantime.
     ``session_factory`` may give autocommit sessions (each UPDATE is then
-    one round trip, with no BEGIN or COMMIT)."""
+    one round trip, with no BEGIN or COMMIT). With ``marks``, the rows of
+    the events published are marked sent later, by ``marks.flush``."""
     if not bodies:
         return 0
     return _publish_and_mark(session_factory, publisher,
-                             [(body["event_id"], body["type"], body) for body in bodies])
+                             [(body["event_id"], body["type"], body) for body in bodies], marks)
 
 
 def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY_BATCH) -> int:
@@ -226,7 +261,8 @@ def relay_pending(session_factory, publisher: EventPublisher, limit: int = RELAY
                              [(row.event_id, row.event_type, json.loads(row.body)) for row in rows])
 
 
-def _publish_and_mark(session_factory, publisher: EventPublisher, events: list[tuple[str, str, dict]]) -> int:
+def _publish_and_mark(session_factory, publisher: EventPublisher, events: list[tuple[str, str, dict]],
+                      marks: SentMarks | None = None) -> int:
     """``events``: (event_id, event_type, body), in outbox order."""
     published: list[str] = []
     error: Exception | None = None
@@ -243,6 +279,18 @@ def _publish_and_mark(session_factory, publisher: EventPublisher, events: list[t
                 break
             published.append(event_id)
     unpublished = [event_id for event_id, _, _ in events if event_id not in set(published)]
+    if marks is not None:
+        marks.add(published)
+        published = []
+    if published or unpublished:
+        _mark(session_factory, published, unpublished, error)
+    if error is not None:
+        log.warning("outbox publish failed, %d event(s) left for the relay: %s",
+                    len(unpublished), type(error).__name__)
+    return len(events) - len(unpublished)
+
+
+def _mark(session_factory, published: list[str], unpublished: list[str], error: Exception | None) -> None:
     with session_factory() as session, session.begin():
         if published:
             session.execute(_MARK_SENT, {"event_ids": published, "sent_at": utcnow()})
@@ -256,10 +304,6 @@ def _publish_and_mark(session_factory, publisher: EventPublisher, events: list[t
                     last_error=f"{type(error).__name__}: {error}"[:500],
                 )
             )
-    if error is not None:
-        log.warning("outbox publish failed, %d event(s) left for the relay: %s",
-                    len(unpublished), type(error).__name__)
-    return len(published)
 
 
 def backlog(session: Session) -> int:

@@ -167,6 +167,7 @@ class ClinicService(ObservedService):
             log.warning("metrics: outbox backlog unavailable")
 
     def _outbox_state(self) -> tuple[int, float]:
+        self.db.flush_sent_marks()  # published ones are not backlog
         with self.db.read() as session:
             pending, oldest = session.execute(
                 sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
