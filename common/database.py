@@ -304,8 +304,9 @@ class Database(DependencyProvider):
         self.publisher.close()
 
     def get_dependency(self, worker_ctx):
-        database = ServiceDatabase(self, worker_ctx.data, caller_waiting=isinstance(worker_ctx.entrypoint, Rpc))
-        if database._caller_waiting:
+        caller_waiting = isinstance(worker_ctx.entrypoint, Rpc)
+        database = ServiceDatabase(self, worker_ctx.data, caller_waiting=caller_waiting)
+        if caller_waiting:
             self._answering[worker_ctx] = database
         return database
 

@@ -123,8 +123,9 @@ def claim(uow, operation: str, key, *request: Any) -> Claim:
         return Claim(session, None)
     row_key = {"scope": (uow.actor or "")[:SCOPE_MAX], "operation": operation, "key": key}
     wanted = fingerprint(*request)
+    # No answer yet (SQL NULL): ``remember`` stores it before the commit.
     inserted = insert_ignoring_duplicates(session, idempotency_keys,
-                                          {**row_key, "fingerprint": wanted, "answer": None, "created_at": utcnow()},
+                                          {**row_key, "fingerprint": wanted, "created_at": utcnow()},
                                           unique=("scope", "operation", "key"))
     if inserted:
         return Claim(session, row_key)
