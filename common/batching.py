@@ -23,6 +23,7 @@ finds its claim already there.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 
@@ -54,14 +55,20 @@ def claim_events(session, events, handler: str) -> set[str]:
     other's uncommitted claim and then finds it)."""
     if not events:
         return set()
-    table = outbox.processed_events
     now = utcnow()
     rows = [{"event_id": event.event_id, "handler": handler, "event_type": event.type, "processed_at": now}
             for event in events]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (insert(table).values(rows).on_conflict_do_nothing(index_elements=["event_id", "handler"])
-                 .returning(table.c.event_id))
-    return set(session.execute(statement).scalars())
+    # Sent as one INSERT of all the rows (SQLAlchemy's "insertmanyvalues"),
+    # compiled once whatever the batch's size.
+    return set(session.execute(_claim(session.get_bind().dialect.name), rows).scalars())
+
+
+@functools.cache
+def _claim(dialect: str):
+    table = outbox.processed_events
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(table).on_conflict_do_nothing(index_elements=["event_id", "handler"])
+            .returning(table.c.event_id))
 
 
 def distinct_events(events):
