@@ -23,7 +23,7 @@ from common.engines import is_outage
 from common.events import utcnow
 from common.service import json_response, problem_response as problem
 from common.validation import validation_failed
-from services.notifications import events, two_way_sms
+from services.notifications import domain, events, two_way_sms
 from services.notifications.capabilities.messages_owed import MessagesOwed
 from services.notifications.domain import Channel, Kind, Status
 from services.notifications.models import Appointment, InboundMessage, Message, Recipient, RecordAccess, new_id
@@ -108,6 +108,8 @@ class InboundSmsWebhook(MessagesOwed):
     def _keyword(self, uow, inbound: InboundMessage, keyword: Keyword, patients: list[str], now) -> None:
         for patient_id in patients:
             RecordAccess.record(uow, patient_id, f"sms_{keyword.value}_received")
+            if keyword == Keyword.STOP:
+                self._stop_texts_now(uow, patient_id, now)
             if keyword in two_way_sms.CONSENT_KEYWORDS:
                 uow.emit(events.SmsKeywordReceived(inbound_id=inbound.inbound_id, patient_id=patient_id,
                                                    keyword=keyword.value, received_at=now))
@@ -117,6 +119,16 @@ class InboundSmsWebhook(MessagesOwed):
                     recipient="patient", reason=inbound.inbound_id, due_at=now, patient_id=patients[0], urgent=True)
         inbound.outcome = OUTCOMES[keyword]
         log.info("inbound SMS %s: %s", inbound.inbound_id, keyword.value)
+
+    def _stop_texts_now(self, uow, patient_id: str, at) -> None:
+        """A STOP takes effect at once, here: a text already due must not
+        leave in the moment before intake, the record of consent, says the
+        consent is withdrawn (its consent.recorded, later than this, agrees).
+        A START waits for intake's grant: a second's delay in resuming
+        texts harms no one."""
+        recipient = self._recipient_for_update(uow, patient_id)
+        if domain.is_newer(at, recipient.sms_consent_as_of):
+            recipient.sms_consent, recipient.sms_consent_as_of = False, at
 
     def _previsit_reply(self, uow, inbound: InboundMessage, keyword: Keyword, patients: list[str], now) -> None:
         asked = uow.session.execute(

@@ -32,6 +32,15 @@ class MessagesOwed:
     settings: Settings
     channels: Channels
 
+    def _recipient_for_update(self, uow, patient_id: str) -> Recipient:
+        # Two first facts about one patient (registration and a consent)
+        # may race here: the insert that loses simply does nothing, and the
+        # lock then orders the two updates.
+        insert_ignoring_duplicates(uow.session, Recipient.__table__, unique="patient_id", values=dict(
+            patient_id=patient_id, email_consent=False, sms_consent=False, email_enabled=True, sms_enabled=True,
+            updated_at=utcnow()))
+        return uow.session.get(Recipient, patient_id, with_for_update=True, populate_existing=True)
+
     @staticmethod
     def _zone(recipient: Recipient | None) -> str:
         return (recipient.time_zone if recipient is not None and recipient.time_zone else domain.DEFAULT_TIME_ZONE)

@@ -3,7 +3,6 @@ the email and SMS consents, kept from intake's events), the welcome on a
 first consent, and the patient's own channel preferences."""
 from __future__ import annotations
 
-from common.database import insert_ignoring_duplicates
 from common.errors import NotFound
 from common.etag import check_if_match
 from common.events import utcnow
@@ -79,15 +78,6 @@ class Preferences(MessagesOwed):
         recipient.phone = data.phone
         recipient.time_zone = data.time_zone or domain.DEFAULT_TIME_ZONE
         recipient.details_as_of = event.occurred_at
-
-    def _recipient_for_update(self, uow, patient_id: str) -> Recipient:
-        # Two first events about one patient (registration and a consent)
-        # may race here: the insert that loses simply does nothing, and the
-        # lock then orders the two updates.
-        insert_ignoring_duplicates(uow.session, Recipient.__table__, unique="patient_id", values=dict(
-            patient_id=patient_id, email_consent=False, sms_consent=False, email_enabled=True, sms_enabled=True,
-            updated_at=utcnow()))
-        return uow.session.get(Recipient, patient_id, with_for_update=True, populate_existing=True)
 
     def _known_recipient(self, session, patient_id, lock=False) -> Recipient:
         recipient = session.get(Recipient, str(patient_id), with_for_update=lock or None)

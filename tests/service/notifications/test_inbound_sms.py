@@ -217,3 +217,13 @@ def test_a_reply_matches_no_cancelled_or_past_appointment_and_none_unasked(notif
     assert [r["outcome"] for r in inbound_rows(databases)] == ["unmatched", "unmatched"]
     nothing_more_than(sent_events, notifications, pid)
     assert sent_events.events("previsit.reply_received") == []
+
+
+def test_stop_stops_texts_at_once_before_intake_answers(notifications, amqp, call, sent_events):
+    pid = patient(notifications, amqp)
+    assert call("get_preferences", pid)["sms"]["consented"] is True
+    assert text(notifications, "STOP").status_code == 200
+    # No intake runs here: notifications itself honoured the STOP, so a text
+    # already due cannot go out before intake's consent.recorded arrives.
+    assert call("get_preferences", pid)["sms"]["consented"] is False
+    assert sent_events.wait_for("sms.keyword_received")["data"]["keyword"] == "stop"
