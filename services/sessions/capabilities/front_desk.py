@@ -87,7 +87,8 @@ class FrontDesk(Chart):
 
     @rpc
     def list_front_desk_tasks(self, state="open", kind=None, patient_id=None, limit=50, offset=0):
-        """Tasks, oldest first, with the patient's MRN and name for the call."""
+        """Tasks, oldest first, with the patient's MRN and name for the call.
+        Each task listed is a look at its patient: audited, as a search is."""
         query = sa.select(FrontDeskTask)
         if state:
             query = query.where(FrontDeskTask.state == schemas.task_state(state))
@@ -96,13 +97,16 @@ class FrontDesk(Chart):
         if patient_id:
             query = query.where(FrontDeskTask.patient_id == require_id(patient_id, "patient_id"))
         limit, offset = paging(limit, offset, most=200)
-        with self.db.read() as session:
+        with self.db.unit_of_work() as uow:
+            session = uow.session
             total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
             rows = session.execute(query.order_by(FrontDeskTask.opened_at, FrontDeskTask.task_id)
                                    .limit(limit).offset(offset)).scalars().all()
             patients = {p.patient_id: p for p in session.execute(sa.select(PatientEligibility).where(
                 PatientEligibility.patient_id.in_({r.patient_id for r in rows}))).scalars()}
             items = [schemas.task_view(r, patients.get(r.patient_id)) for r in rows]
+            for task in rows:
+                self._audit(uow, task.patient_id, "front_desk_task_listed", task.task_id)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @rpc

@@ -203,6 +203,11 @@ def test_the_list_filters_and_pages(call, patient_id, book, reply, deliver):
               "declined")
     page = call("list_front_desk_tasks", limit=1)
     assert (page["total"], len(page["items"]), page["limit"]) == (2, 1, 1)
+    # The task listed is a look at its patient; the one not on the page is not.
+    listed = page["items"][0]["patient_id"]
+    unlisted = other["patient_id"] if listed == patient_id else patient_id
+    assert [e["action"] for e in call("list_record_access", listed)].count("front_desk_task_listed") == 1
+    assert "front_desk_task_listed" not in [e["action"] for e in call("list_record_access", unlisted)]
     assert call("list_front_desk_tasks", patient_id=patient_id)["total"] == 1
     assert call("list_front_desk_tasks", kind="no_show")["total"] == 0
     for bad in ({"kind": "call_me"}, {"state": "pending"}, {"limit": 0}):
