@@ -211,7 +211,7 @@ class Figures:
         row["ratios"].append(value / floor if floor else float("nan"))
 
     def table(self) -> str:
-        lines = [f"| figure | value | floor | ratio | target | met? |", "|---|---|---|---|---|---|"]
+        lines = ["| figure | value | floor | ratio | target | met? |", "|---|---|---|---|---|---|"]
         for figure, row in self.rows.items():
             ratio = statistics.median(row["ratios"])
             target = row["target"]

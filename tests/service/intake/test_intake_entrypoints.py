@@ -3,14 +3,8 @@ import pytest
 import sqlalchemy as sa
 
 from common.errors import Conflict, NotFound, ValidationFailed
-from services.intake.service import IntakeService
 from tests.support.calls import as_staff
 from tests.support.intake import GAD7_MILD, HISTORY, PATIENT, PHQ9_MODERATE, approved_patient
-
-
-@pytest.fixture
-def intake(start_service):
-    return start_service(IntakeService)
 
 
 @pytest.fixture

@@ -8,15 +8,9 @@ import sqlalchemy as sa
 from nameko.testing.services import entrypoint_waiter
 
 from common import self_report_links as links
-from services.intake.service import IntakeService
 from tests.support.calls import as_staff
 from tests.support.events import publish_event
 from tests.support.intake import PATIENT
-
-
-@pytest.fixture
-def intake(start_service):
-    return start_service(IntakeService)
 
 
 @pytest.fixture

@@ -10,14 +10,8 @@ import sqlalchemy as sa
 from common import self_report_links as links
 from common.errors import ValidationFailed
 from common.events import utcnow
-from services.intake.service import IntakeService
 from tests.support.calls import as_staff
 from tests.support.intake import PATIENT, PHQ9_MODERATE
-
-
-@pytest.fixture
-def intake(start_service):
-    return start_service(IntakeService)
 
 
 @pytest.fixture

@@ -11,12 +11,6 @@ from tests.support.calls import as_staff
 from tests.support.events import publish_event, republish
 from tests.support.intake import PATIENT
 from tests.support.notifications import iso_in
-from services.intake.service import IntakeService
-
-
-@pytest.fixture
-def intake(start_service):
-    return start_service(IntakeService)
 
 
 @pytest.fixture

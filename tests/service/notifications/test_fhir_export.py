@@ -18,18 +18,12 @@ from services.notifications.service import NotificationsService
 NO_QUIET_HOURS = {"QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00"}
 EXPECTED_STATUS = {"sent": "completed", "dead": "stopped", "cancelled": "not-done", "skipped": "not-done",
                    "queued": "in-progress", "retrying": "in-progress"}
-from tests.support.calls import as_staff
 
 
 @pytest.fixture
 def notifications(start_service):
     # Delivery switched off (first sweep an hour away): rows stay as written.
     return start_service(NotificationsService, NOTIFICATIONS={"SCHEDULER_INTERVAL": 3600, **NO_QUIET_HOURS})
-
-
-@pytest.fixture
-def call(notifications):
-    return as_staff(notifications, "frontdesk (front_desk)")
 
 
 def row(pid, status, channel="email", kind="appointment_reminder", recipient="patient", minutes=0, **extra):

@@ -20,7 +20,6 @@ from services.notifications.service import NotificationsService
 from services.notifications.two_way_sms import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests.conftest import web_address
 from tests.service.notifications.test_notifications_entrypoints import NO_QUIET_HOURS, deliver, messages, patient
-from tests.support.calls import as_staff
 from tests.support.notifications import appointment_facts, iso_in
 
 SECRET = "provider-secret"
@@ -32,16 +31,6 @@ def notifications(start_service):
     return start_service(NotificationsService, NOTIFICATIONS={
         "SCHEDULER_INTERVAL": 3600, **NO_QUIET_HOURS, "SMS_WEBHOOK_SECRET": SECRET,
         "CLINIC_DISPLAY_NAME": "Harbor Wellness", "CLINIC_PHONE": "+1 415 555 0100"})
-
-
-@pytest.fixture
-def amqp(clinic_config):
-    return clinic_config["AMQP_URI"]
-
-
-@pytest.fixture
-def call(notifications):
-    return as_staff(notifications, "frontdesk (front_desk)")
 
 
 @pytest.fixture

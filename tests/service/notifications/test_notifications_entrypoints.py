@@ -13,7 +13,6 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from common.errors import Conflict, NotFound, ValidationFailed
 from services.notifications.service import NotificationsService
-from tests.support.calls import as_staff
 from tests.support.events import publish_event, republish
 from tests.support.notifications import appointment_facts, iso_in, register_patient
 
@@ -31,16 +30,6 @@ def start_notifications(start_service):
 @pytest.fixture
 def notifications(start_notifications):
     return start_notifications()
-
-
-@pytest.fixture
-def amqp(clinic_config):
-    return clinic_config["AMQP_URI"]
-
-
-@pytest.fixture
-def call(notifications):
-    return as_staff(notifications, "frontdesk (front_desk)")
 
 
 def deliver(container, handler, amqp, producer, event_type, data, **kw):
