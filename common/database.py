@@ -167,27 +167,25 @@ class ServiceDatabase:
         answer can leave the worker, so no answer leaves without its audit
         row, whatever happens to the process afterwards. Emitting an event
         here is refused: a change and its events need a unit of work."""
-        session = self._provider.reading_session_factory()
-        uow = UnitOfWork(session, self._provider.service_name, self.correlation_id, self.actor, reading=True)
-        try:
-            with worker_deadline(self._deadline_at):
-                yield uow
-                if session.new or session.dirty or session.deleted:
-                    raise TypeError("an audited read may not change records; use unit_of_work()")
-        except BaseException as exc:
-            self._raise_unavailable_if_outage(exc, committing=False)
-            raise
-        finally:
-            _roll_back(session)
-            session.close()
+        with self._session(self._provider.reading_session_factory) as session:
+            yield UnitOfWork(session, self._provider.service_name, self.correlation_id, self.actor, reading=True)
+            if session.new or session.dirty or session.deleted:
+                raise TypeError("an audited read may not change records; use unit_of_work()")
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        session = self._provider.session_factory()
+        with self._session(self._provider.session_factory) as session:
+            yield session
+
+    @contextmanager
+    def _session(self, factory) -> Iterator[Session]:
+        """A session that changes nothing, within the worker's deadline, and
+        is rolled back and closed whatever happens."""
+        session = factory()
         try:
             with worker_deadline(self._deadline_at):
                 yield session
-        except Exception as exc:
+        except BaseException as exc:
             self._raise_unavailable_if_outage(exc, committing=False)
             raise
         finally:
