@@ -223,12 +223,6 @@ class ServiceDatabase:
     def relay(self) -> int:
         return outbox.relay_pending(self._provider.session_factory, self._provider.publisher)
 
-    def outbox_backlog(self) -> int:
-        """Events not published yet (the published ones marked first)."""
-        self._provider.flush_sent_marks()
-        with self.read() as session:
-            return outbox.backlog(session)
-
     def ping(self) -> None:
         with self._provider.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))

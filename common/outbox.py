@@ -305,8 +305,3 @@ def _mark(session_factory, published: list[str], unpublished: list[str], error: 
                 )
             )
 
-
-def backlog(session: Session) -> int:
-    return session.execute(
-        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-    ).scalar_one()
