@@ -304,4 +304,3 @@ def _mark(session_factory, published: list[str], unpublished: list[str], error: 
                     last_error=f"{type(error).__name__}: {error}"[:500],
                 )
             )
-
